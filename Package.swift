@@ -1,0 +1,45 @@
+// swift-tools-version:5.10
+// lors: LORS (Low-rank Residual Structure) training on MPI clusters, OpenBLAS CPU backend.
+import PackageDescription
+
+let package = Package(
+    name: "lors",
+    products: [
+        .executable(name: "lors", targets: ["lors"]),
+        .executable(name: "lors-bench", targets: ["lors-bench"]),
+        .library(name: "LorsTensor", targets: ["LorsTensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C system libraries: module map + shim.h with getters for macros Swift cannot import.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-openmpi", providers: [.apt(["libhdf5-openmpi-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Tensors, autograd, kernels behind the backend seam, counter-based RNG.
+        .target(name: "LorsTensor", dependencies: ["CBLAS"]),
+        // NN modules (Linear, LayerNorm, attention, ...) with named parameters.
+        .target(name: "LorsNN", dependencies: ["LorsTensor"]),
+        // Optimizers (AdamW, SGD), LR schedules, gradient clipping.
+        .target(name: "LorsOptim", dependencies: ["LorsTensor"]),
+        // YAML configs: _base_ inheritance, --set overrides, strict typed validation.
+        .target(name: "LorsConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
+        .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
+        // Shared command-line plumbing used by the executables.
+        .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsConfig",
+                                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
+        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI"]),
+
+        .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsTensor"]),
+        .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor"]),
+        .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
+        .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// LorsCLI module

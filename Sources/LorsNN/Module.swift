@@ -1,0 +1,1 @@
+// LorsNN module

@@ -1,0 +1,1 @@
+// LorsOptim module

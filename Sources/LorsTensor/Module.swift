@@ -1,0 +1,1 @@
+// LorsTensor module
