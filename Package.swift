@@ -36,9 +36,11 @@ let package = Package(
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI"]),
 
-        .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsTensor"]),
-        .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor"]),
+        // Test helpers shared by the test targets (assertClose, gradient checks).
+        .target(name: "LorsTestSupport", dependencies: ["LorsTensor"], path: "Tests/LorsTestSupport"),
+        .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor", "LorsTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsTensor", "LorsTestSupport"]),
+        .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
     ]

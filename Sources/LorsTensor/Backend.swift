@@ -1,0 +1,50 @@
+/// The backend seam: every kernel the tensor ops need, grouped by family.
+///
+/// Models and the training loop only call `Tensor` ops; ops only call these kernels on raw
+/// device pointers. A CUDA backend plugs in by conforming to the same protocols and being
+/// installed with `Backends.setCurrent(_:)`; nothing above this layer changes.
+public protocol BackendCore: AnyObject {
+    /// Short name for logs ("cpu", "cuda").
+    var name: String { get }
+    /// Returns uninitialised device memory for `count` floats (may come from a cache).
+    func allocate(_ count: Int) -> UnsafeMutablePointer<Float>
+    /// Returns memory obtained from `allocate` (the backend may cache it for reuse).
+    func release(_ pointer: UnsafeMutablePointer<Float>, count: Int)
+    /// Sets `count` floats to `value`.
+    func fill(_ pointer: UnsafeMutablePointer<Float>, count: Int, value: Float)
+    /// Copies `count` floats device → device.
+    func copy(from source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int)
+    /// Copies host → device.
+    func upload(_ host: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int)
+    /// Copies device → host.
+    func download(_ source: UnsafePointer<Float>, to host: UnsafeMutablePointer<Float>, count: Int)
+    /// Bytes currently held by the allocation cache and in use, for memory reports.
+    var memoryStatistics: MemoryStatistics { get }
+    /// Drops cached (unused) buffers.
+    func emptyCache()
+}
+
+/// Allocation counters of a backend.
+public struct MemoryStatistics: Sendable {
+    /// Bytes handed out and not yet released.
+    public var inUseBytes: Int
+    /// Bytes cached for reuse.
+    public var cachedBytes: Int
+    /// High-water mark of `inUseBytes`.
+    public var peakInUseBytes: Int
+    /// Number of allocations that could not be served from the cache.
+    public var freshAllocations: Int
+}
+
+/// All kernel families a backend provides. New families are added here.
+public typealias Backend = BackendCore & GemmKernels & ElementwiseKernels & ReductionKernels & LayoutKernels
+    & SoftmaxKernels & NormKernels & LossKernels & ConvKernels & SamplingKernels & RandomKernels
+
+/// The process-wide current backend.
+public enum Backends {
+    nonisolated(unsafe) private static var _current: any Backend = CPUBackend.shared
+    /// The backend new tensors are allocated on and ops run on.
+    public static var current: any Backend { _current }
+    /// Installs a backend (call before creating tensors).
+    public static func setCurrent(_ backend: any Backend) { _current = backend }
+}

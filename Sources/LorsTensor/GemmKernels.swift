@@ -1,0 +1,53 @@
+import CBLAS
+
+/// Matrix products. Row-major; `batch` products with element strides between them.
+public protocol GemmKernels {
+    /// `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for `b in 0..<batch`, where op(A) is
+    /// `m×k`, op(B) is `k×n`; a stride of 0 reuses the same matrix for every product.
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: UnsafePointer<Float>, lda: Int, strideA: Int,
+              b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
+}
+
+extension CPUBackend: GemmKernels {
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, strideA: Int,
+                     b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
+        if m == 0 || n == 0 || batch == 0 { return }
+        let ta = transposeA ? CblasTrans : CblasNoTrans
+        let tb = transposeB ? CblasTrans : CblasNoTrans
+        if k == 0 {
+            for bi in 0..<batch {
+                for i in 0..<m {
+                    let row = c + bi * strideC + i * ldc
+                    for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] }
+                }
+            }
+            return
+        }
+        let flops = 2 * m * n * k
+        if batch > 1 && flops < 4_000_000 && Threading.threads > 1 {
+            // Many small products (attention heads): one single-threaded sgemm per item, items
+            // spread over the cores. OpenBLAS would otherwise run each small product on one
+            // core anyway and pay its thread hand-off on every call.
+            let previous = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+            parallelFor(batch, grain: max(1, 2_000_000 / flops)) { s, e in
+                for bi in s..<e {
+                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
+                                a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
+                                beta, c + bi * strideC, Int32(ldc))
+                }
+            }
+            openblas_set_num_threads(previous)
+            return
+        }
+        for bi in 0..<batch {
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
+                        a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
+                        beta, c + bi * strideC, Int32(ldc))
+        }
+    }
+}

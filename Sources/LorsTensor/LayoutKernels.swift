@@ -1,0 +1,65 @@
+/// Data movement: strided copies (permute, concat, slice), gathers and scatter-adds.
+public protocol LayoutKernels {
+    /// `dst[idx · dstStrides] = src[idx · srcStrides]` for every index of `shape` (or `+=` when `accumulate`).
+    func stridedCopy(src: UnsafePointer<Float>, srcStrides: [Int], dst: UnsafeMutablePointer<Float>, dstStrides: [Int],
+                     shape: [Int], accumulate: Bool)
+    /// `out[o, j, i] = x[o, indices[j], i]` with `x` of `[outer, n, inner]`, `out` of `[outer, indices.count, inner]`.
+    func gather(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, indices: UnsafePointer<Int32>, indexCount: Int,
+                out: UnsafeMutablePointer<Float>)
+    /// `out[o, indices[j], i] += src[o, j, i]` (serial over `j` per row, so duplicates add deterministically).
+    func scatterAdd(src: UnsafePointer<Float>, outer: Int, indexCount: Int, inner: Int, indices: UnsafePointer<Int32>,
+                    out: UnsafeMutablePointer<Float>, n: Int)
+}
+
+extension CPUBackend: LayoutKernels {
+    public func stridedCopy(src: UnsafePointer<Float>, srcStrides: [Int], dst: UnsafeMutablePointer<Float>, dstStrides: [Int],
+                            shape: [Int], accumulate: Bool) {
+        let count = shape.reduce(1, *)
+        if count == 0 { return }
+        let rank = shape.count
+        if rank == 0 { dst[0] = accumulate ? dst[0] + src[0] : src[0]; return }
+        let inner = shape[rank - 1]
+        let si = srcStrides[rank - 1], di = dstStrides[rank - 1]
+        let rows = count / inner
+        parallelRows(rows, rowCost: inner) { s, e in
+            var idx = [Int](repeating: 0, count: rank)
+            var rem = s
+            for d in stride(from: rank - 2, through: 0, by: -1) { idx[d] = rem % shape[d]; rem /= shape[d] }
+            for _ in s..<e {
+                var so = 0, dO = 0
+                for d in 0..<(rank - 1) { so += idx[d] * srcStrides[d]; dO += idx[d] * dstStrides[d] }
+                let sp = src + so, dp = dst + dO
+                if accumulate {
+                    if si == 1 && di == 1 { for i in 0..<inner { dp[i] += sp[i] } } else { for i in 0..<inner { dp[i * di] += sp[i * si] } }
+                } else {
+                    if si == 1 && di == 1 { dp.update(from: sp, count: inner) } else { for i in 0..<inner { dp[i * di] = sp[i * si] } }
+                }
+                var d = rank - 2
+                while d >= 0 { idx[d] += 1; if idx[d] < shape[d] { break }; idx[d] = 0; d -= 1 }
+            }
+        }
+    }
+
+    public func gather(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, indices: UnsafePointer<Int32>, indexCount: Int,
+                       out: UnsafeMutablePointer<Float>) {
+        parallelRows(outer * indexCount, rowCost: inner) { s, e in
+            for r in s..<e {
+                let o = r / indexCount, j = r % indexCount
+                (out + r * inner).update(from: x + (o * n + Int(indices[j])) * inner, count: inner)
+            }
+        }
+    }
+
+    public func scatterAdd(src: UnsafePointer<Float>, outer: Int, indexCount: Int, inner: Int, indices: UnsafePointer<Int32>,
+                           out: UnsafeMutablePointer<Float>, n: Int) {
+        parallelRows(outer, rowCost: indexCount * inner) { s, e in
+            for o in s..<e {
+                for j in 0..<indexCount {
+                    let dp = out + (o * n + Int(indices[j])) * inner
+                    let sp = src + (o * indexCount + j) * inner
+                    for i in 0..<inner { dp[i] += sp[i] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/// Reductions over the middle axis of a `[outer, n, inner]` view.
+///
+/// Every output element is summed by one thread in a fixed order, so results do not depend on
+/// the thread count; whole-tensor sums use fixed-size blocks combined in order.
+public protocol ReductionKernels {
+    /// `out[o, i] = sum_j x[o, j, i]` (or `+=` when `accumulate`).
+    func reduceSum(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool)
+    /// `out[o, i] = max_j x[o, j, i]`.
+    func reduceMax(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>)
+    /// Routes `gradOut[o, i]` to the first `j` where `x[o, j, i] == y[o, i]`; zero elsewhere.
+    func reduceMaxBackward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, gradOut: UnsafePointer<Float>,
+                           outer: Int, n: Int, inner: Int, gradIn: UnsafeMutablePointer<Float>)
+    /// Sum of squares of `count` floats, accumulated in Double (gradient norms).
+    func sumOfSquares(x: UnsafePointer<Float>, count: Int) -> Double
+}
+
+extension CPUBackend: ReductionKernels {
+    public func reduceSum(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if inner == 1 && outer == 1 {
+            // Whole-vector sum: fixed blocks, combined in order (deterministic for any thread count).
+            let block = 8192
+            let blocks = (n + block - 1) / block
+            var partial = [Double](repeating: 0, count: max(blocks, 1))
+            partial.withUnsafeMutableBufferPointer { pp in
+                let p = pp.baseAddress!
+                parallelFor(blocks, grain: 4) { s, e in
+                    for bI in s..<e {
+                        var acc: Float = 0
+                        let lo = bI * block, hi = Swift.min(n, lo + block)
+                        for j in lo..<hi { acc += x[j] }
+                        p[bI] = Double(acc)
+                    }
+                }
+            }
+            let total = Float(partial.reduce(0, +))
+            out[0] = accumulate ? out[0] + total : total
+            return
+        }
+        if inner == 1 {
+            parallelRows(outer, rowCost: n) { s, e in
+                for o in s..<e {
+                    let row = x + o * n
+                    var acc: Float = 0
+                    for j in 0..<n { acc += row[j] }
+                    out[o] = accumulate ? out[o] + acc : acc
+                }
+            }
+            return
+        }
+        parallelRows(outer, rowCost: n * inner) { s, e in
+            for o in s..<e {
+                let dst = out + o * inner
+                if !accumulate { dst.update(repeating: 0, count: inner) }
+                for j in 0..<n {
+                    let src = x + (o * n + j) * inner
+                    for i in 0..<inner { dst[i] += src[i] }
+                }
+            }
+        }
+    }
+
+    public func reduceMax(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>) {
+        parallelRows(outer, rowCost: n * inner) { s, e in
+            for o in s..<e {
+                let dst = out + o * inner
+                for i in 0..<inner { dst[i] = -.infinity }
+                for j in 0..<n {
+                    let src = x + (o * n + j) * inner
+                    for i in 0..<inner where src[i] > dst[i] || src[i].isNaN { dst[i] = src[i] }
+                }
+            }
+        }
+    }
+
+    public func reduceMaxBackward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, gradOut: UnsafePointer<Float>,
+                                  outer: Int, n: Int, inner: Int, gradIn: UnsafeMutablePointer<Float>) {
+        parallelRows(outer, rowCost: n * inner) { s, e in
+            for o in s..<e {
+                (gradIn + o * n * inner).update(repeating: 0, count: n * inner)
+                for i in 0..<inner {
+                    let target = y[o * inner + i]
+                    for j in 0..<n where x[(o * n + j) * inner + i] == target || (target.isNaN && x[(o * n + j) * inner + i].isNaN) {
+                        gradIn[(o * n + j) * inner + i] = gradOut[o * inner + i]
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    public func sumOfSquares(x: UnsafePointer<Float>, count: Int) -> Double {
+        let block = 8192
+        let blocks = (count + block - 1) / block
+        var partial = [Double](repeating: 0, count: max(blocks, 1))
+        partial.withUnsafeMutableBufferPointer { pp in
+            let p = pp.baseAddress!
+            parallelFor(blocks, grain: 4) { s, e in
+                for bI in s..<e {
+                    var acc: Double = 0
+                    let lo = bI * block, hi = Swift.min(count, lo + block)
+                    for j in lo..<hi { let v = Double(x[j]); acc += v * v }
+                    p[bI] = acc
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+}

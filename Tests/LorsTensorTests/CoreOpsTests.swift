@@ -1,0 +1,134 @@
+import XCTest
+import LorsTensor
+import LorsTestSupport
+
+/// Gradient checks and forward checks for the core ops (elementwise, reductions, layout, matmul).
+/// Tolerances: GradientCheck's defaults (ε = 1e-2, rtol 2e-2, atol 2e-3) — float32 forward
+/// passes with O(1) values give rounding error ≈ 1e-7·|L|/ε ≈ 1e-4 and truncation O(ε²) ≈ 1e-4.
+final class CoreOpsTests: XCTestCase {
+    func testBroadcastBinaryGradients() {
+        let a = randomTensor([3, 4, 5], "a"), b = randomTensor([4, 1], "b")
+        assertGradients([a, b], "add") { $0[0] + $0[1] }
+        assertGradients([a, b], "sub") { $0[0] - $0[1] }
+        assertGradients([a, b], "mul") { $0[0] * $0[1] }
+        let d = randomTensor([5], "d", low: 0.5, high: 2)
+        assertGradients([a, d], "div") { $0[0] / $0[1] }
+        let c = randomTensor([3, 1, 5], "c")
+        assertGradients([c, b], "both broadcast") { $0[0] * $0[1] }
+    }
+
+    func testBroadcastForward() {
+        let a = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]), b = Tensor([10, 20, 30], shape: [3]), c = Tensor([100, 200], shape: [2, 1])
+        XCTAssertEqual((a + b).toArray(), [11, 22, 33, 14, 25, 36])
+        XCTAssertEqual((a * c).toArray(), [100, 200, 300, 800, 1000, 1200])
+        XCTAssertEqual((c - b).shape, [2, 3])
+        XCTAssertEqual((c - b).toArray(), [90, 80, 70, 190, 180, 170])
+    }
+
+    func testScalarAndUnaryGradients() {
+        let x = randomTensor([2, 7], "x")
+        let pos = randomTensor([2, 7], "pos", low: 0.2, high: 2)
+        assertGradients([x], "scalar") { ($0[0] * 3 + 1) - 2 }
+        assertGradients([pos], "rdiv") { $0[0].reverseDiv(2) }
+        assertGradients([pos], "pow") { $0[0].pow(1.7) }
+        assertGradients([pos], "log") { $0[0].log() }
+        assertGradients([pos], "sqrt") { $0[0].sqrt() }
+        for (name, f) in [("exp", { (t: Tensor) in t.exp() }), ("gelu", { $0.gelu() }), ("sigmoid", { $0.sigmoid() }),
+                          ("tanh", { $0.tanh() }), ("square", { $0.square() }), ("neg", { -$0 })] as [(String, (Tensor) -> Tensor)] {
+            assertGradients([x], name) { f($0[0]) }
+        }
+        // relu/abs: keep away from the kink (|x| > ε).
+        let away = Tensor(x.toArray().map { $0 >= 0 ? $0 + 0.1 : $0 - 0.1 }, shape: x.shape, requiresGrad: true)
+        assertGradients([away], "relu") { $0[0].relu() }
+        assertGradients([away], "abs") { $0[0].abs() }
+    }
+
+    func testActivationValues() {
+        let x = Tensor([-2, -0.5, 0, 0.5, 2], shape: [5])
+        // Reference values from PyTorch: torch.nn.functional.gelu (erf), sigmoid, tanh.
+        assertClose(x.gelu().toArray(), [-0.04550027, -0.15426877, 0, 0.34573123, 1.9544997], rtol: 1e-5, atol: 1e-6)
+        assertClose(x.sigmoid().toArray(), [0.11920292, 0.37754067, 0.5, 0.62245933, 0.8807971], rtol: 1e-6)
+        assertClose(x.tanh().toArray(), [-0.9640276, -0.46211716, 0, 0.46211716, 0.9640276], rtol: 1e-6)
+    }
+
+    func testReductionGradients() {
+        let x = randomTensor([3, 4, 5], "x")
+        assertGradients([x], "sum axis 1") { $0[0].sum(axes: [1]) }
+        assertGradients([x], "sum axes 0,2 keep") { $0[0].sum(axes: [0, 2], keepDims: true) }
+        assertGradients([x], "sum all") { $0[0].sum() }
+        assertGradients([x], "mean -1") { $0[0].mean(axes: [-1]) }
+        assertGradients([x], "mean all") { $0[0].mean() }
+        // max: distinct values at spacing 0.1 ≫ ε, so no perturbation changes the argmax.
+        let perm = RandomKey(seed: 1, purpose: "max").permutation(60)
+        let spaced = Tensor(perm.map { Float($0) * 0.1 - 3 }, shape: [3, 4, 5], requiresGrad: true)
+        assertGradients([spaced], "max axis 1") { $0[0].max(axis: 1) }
+        assertGradients([spaced], "max axis -1 keep") { $0[0].max(axis: -1, keepDims: true) }
+        XCTAssertEqual(Tensor([1, 5, 3, 2, 8, 0], shape: [2, 3]).max(axis: 1).toArray(), [5, 8])
+        XCTAssertEqual(Tensor([1, 5, 3, 2, 8, 0], shape: [2, 3]).sum(axes: [0]).toArray(), [3, 13, 3])
+    }
+
+    func testLayoutGradients() {
+        let x = randomTensor([2, 3, 4], "x")
+        assertGradients([x], "reshape") { $0[0].reshaped([6, 4]) }
+        assertGradients([x], "permute") { $0[0].permuted([2, 0, 1]) }
+        assertGradients([x], "transpose") { $0[0].transposed(0, 2) }
+        assertGradients([x], "slice mid") { $0[0].slice(axis: 1, 1..<3) }
+        assertGradients([x], "slice lead") { $0[0].slice(axis: 0, 1..<2) }
+        assertGradients([x], "split") { t in let p = t[0].split(axis: 2, sizes: [1, 3]); return p[1] * 2 + p[0].sum(axes: [2], keepDims: true) }
+        let y = randomTensor([2, 2, 4], "y")
+        assertGradients([x, y], "concat") { Tensor.concat([$0[0], $0[1]], axis: 1) }
+        assertGradients([x, y], "stack") { Tensor.stack([$0[0].slice(axis: 1, 0..<2), $0[1]], axis: 0) }
+        assertGradients([x], "index select dup") { $0[0].indexSelect(axis: 1, [2, 0, 2, 1]) }
+        assertGradients([x], "scatter add dup") { $0[0].scatterAdd(axis: 2, [3, 0, 3, 1], size: 5) }
+        assertGradients([x], "broadcast") { $0[0].slice(axis: 1, 0..<1).broadcast(to: [2, 5, 4]) }
+    }
+
+    func testLayoutValues() {
+        let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
+        XCTAssertEqual(x.permuted([2, 0, 1]).toArray().prefix(6), [0, 4, 8, 12, 16, 20])
+        XCTAssertEqual(x.slice(axis: 2, 1..<3).toArray(), [1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22])
+        XCTAssertEqual(x.indexSelect(axis: 0, [1]).toArray().first, 12)
+        let s = Tensor([1, 2, 3], shape: [3]).scatterAdd(axis: 0, [2, 0, 2], size: 4)
+        XCTAssertEqual(s.toArray(), [2, 0, 4, 0])
+        XCTAssertEqual(Tensor.concat([Tensor([1, 2], shape: [1, 2]), Tensor([3, 4, 5, 6], shape: [2, 2])], axis: 0).toArray(), [1, 2, 3, 4, 5, 6])
+    }
+
+    func testMatmulVariants() {
+        // Plain, transposed operands, batched with shared and batched right operands, non-square.
+        let a = randomTensor([3, 5], "a"), b = randomTensor([5, 4], "b"), bt = randomTensor([4, 5], "bt"), at = randomTensor([5, 3], "at")
+        assertGradients([a, b], "a·b") { $0[0].matmul($0[1]) }
+        assertGradients([a, bt], "a·btᵀ") { $0[0].matmul($0[1], transposeOther: true) }
+        assertGradients([at, b], "atᵀ·b") { $0[0].matmul($0[1], transposeSelf: true) }
+        assertGradients([at, bt], "atᵀ·btᵀ") { $0[0].matmul($0[1], transposeSelf: true, transposeOther: true) }
+        let xa = randomTensor([2, 3, 3, 5], "xa"), xb = randomTensor([2, 3, 5, 2], "xb"), xbt = randomTensor([2, 3, 2, 5], "xbt")
+        assertGradients([xa, b], "batched·shared") { $0[0].matmul($0[1]) }
+        assertGradients([xa, bt], "batched·sharedᵀ") { $0[0].matmul($0[1], transposeOther: true) }
+        assertGradients([xa, xb], "batched·batched") { $0[0].matmul($0[1]) }
+        assertGradients([xa, xbt], "batched·batchedᵀ") { $0[0].matmul($0[1], transposeOther: true) }
+        let xat = randomTensor([2, 3, 5, 3], "xat")
+        assertGradients([xat, xb], "batchedᵀ·batched") { $0[0].matmul($0[1], transposeSelf: true) }
+        assertGradients([xat, b], "batchedᵀ·shared") { $0[0].matmul($0[1], transposeSelf: true) }
+        assertGradients([a, xb.slice(axis: 0, 0..<1).reshaped([3, 5, 2]).detached()], "shared·batched") { $0[0].matmul($0[1]) }
+        let m = Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]).matmul(Tensor([1, 0, 0, 1, 1, 1], shape: [3, 2]))
+        XCTAssertEqual(m.toArray(), [4, 5, 10, 11])
+    }
+
+    func testSoftmaxAndDropout() {
+        let x = randomTensor([3, 4, 5], "x", low: -3, high: 3)
+        assertGradients([x], "softmax -1") { $0[0].softmax(axis: -1) }
+        assertGradients([x], "softmax 1") { $0[0].softmax(axis: 1) }
+        assertGradients([x], "log softmax -1") { $0[0].logSoftmax(axis: -1) }
+        assertGradients([x], "log softmax 0") { $0[0].logSoftmax(axis: 0) }
+        let s = Tensor([1, 2, 3], shape: [1, 3]).softmax()
+        assertClose(s.toArray(), [0.09003057, 0.24472847, 0.66524096], rtol: 1e-6)
+        let key = RandomKey(seed: 3, purpose: "dropout.test", stream: (5, 0))
+        assertGradients([x], "dropout") { $0[0].dropout(0.3, key: key) }
+        // Row r of a rank's slice equals row firstRow + r of the full batch.
+        let full = Tensor.ones([8, 16]).dropout(0.5, key: key, firstRow: 0).toArray()
+        let part = Tensor.ones([4, 16]).dropout(0.5, key: key, firstRow: 4).toArray()
+        XCTAssertEqual(Array(full[64...]), part)
+        let kept = full.filter { $0 != 0 }.count
+        XCTAssertTrue(kept > 40 && kept < 88, "dropout kept \(kept) of 128")
+        XCTAssertTrue(full.allSatisfy { $0 == 0 || $0 == 2 })
+    }
+}
