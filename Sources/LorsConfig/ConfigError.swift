@@ -1,5 +1,7 @@
 // The one error type of LorsConfig. Every user-facing message is rendered here, in `ConfigError.message`.
 
+import Foundation
+
 /// An error found while reading, merging, overriding or validating a configuration.
 ///
 /// The `description` always starts with the place the problem comes from when it is known (`file:line` of the
@@ -61,7 +63,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .unreadableFile(path, reason):
             return "cannot read config file '\(path)': \(reason)"
         case let .yamlSyntax(file, line, column, problem):
-            return "YAML syntax error in \(file) at line \(line), column \(column): \(problem)"
+            return "YAML syntax error at line \(line), column \(column) of \((file as NSString).lastPathComponent): \(problem)"
         case let .notAMap(path, found):
             let what = path.isEmpty ? "the document" : path
             return "\(what): expected a map of keys, found \(found)"

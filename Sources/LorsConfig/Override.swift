@@ -18,6 +18,11 @@ struct Override {
         let path = text[..<equals].trimmingCharacters(in: .whitespaces)
         let valueText = String(text[text.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
         guard !path.isEmpty else { throw ConfigError(.malformedOverride(text: text)) }
+        if schema.sectionPaths.contains(path) {
+            let example = schema.fieldPaths.first { $0.hasPrefix(path + ".") } ?? path
+            throw ConfigError(.wrongType(path: path, expected: "a single key such as \(example), not a whole section",
+                                         found: "\"\(valueText)\""), at: origin)
+        }
         guard let spec = schema.field(at: path) else {
             throw ConfigError(.unknownKey(path: path, suggestion: Validator(schema: schema).suggestion(for: path)),
                               at: origin)
