@@ -5,6 +5,12 @@ public struct HyperslabBox: Equatable, Sendable {
     /// Extent on each axis (all > 0).
     public var count: [Int]
 
+    /// Creates a box from its start and extent on each axis.
+    public init(start: [Int], count: [Int]) {
+        self.start = start
+        self.count = count
+    }
+
     /// Number of elements in the box.
     public var elementCount: Int { count.reduce(1, *) }
 }

@@ -131,6 +131,9 @@ extension HDF5File {
             throw NativeError.usage(call, "buffer has \(count) elements but the selection \(selected) of shape \(shape) has \(selected.count)",
                                     context: describe(datasetPath))
         }
+        // A dataset without elements has no storage (a collective transfer would fail on its undefined
+        // address); every rank sees the same shape, so all skip together.
+        if total == 0 { return }
         let fileSpace = try h5check(H5Dget_space(dataset), "H5Dget_space", context: describe(datasetPath))
         defer { H5Sclose(fileSpace) }
         var memoryDims = [hsize_t(Swift.max(count, 1))]
