@@ -1,1 +1,0 @@
-// LorsConfig module

@@ -1,0 +1,198 @@
+// The full list of config keys of lors, with types, ranges, defaults and meaning. Add new keys here.
+//
+// Each top-level section is built by one static property below; `ConfigSchema.lors` lists them in render order.
+// Cross-key rules (checks involving several keys) are at the end of this file.
+// To add a key: add one builder line to its section. To add a section: add a property and list it in `lorsSections`.
+
+extension ConfigSchema {
+    /// The schema of every lors config (`configs/*.yaml`, `--set`, and the config stored in checkpoints).
+    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules)
+
+    /// Top-level nodes of `lors`, in render order.
+    static var lorsSections: [SchemaNode] {
+        [
+            .int("seed", 0, .nonNegative, doc: "Seed of the counter-based RNG (init, shuffle, augmentation, dropout)."),
+            modelSection, dataSection, trainSection, optimizerSection, lrScheduleSection,
+            .section("eval", [
+                .int("interval_epochs", 1, .positive, doc: "Evaluate every this many epochs (and at the end)."),
+            ]),
+            .section("checkpoint", [
+                .int("interval_steps", 0, .nonNegative,
+                     doc: "Write a checkpoint every this many optimizer steps; 0 = only at the end of the run."),
+                .int("keep_last", 3, .positive,
+                     doc: "Keep this many newest step checkpoints (never deletes the ones named by latest/best)."),
+            ]),
+            .section("dist", [
+                .double("bucket_cap_mb", 25, .greaterThan(0), doc: "Gradient all-reduce bucket size in MiB."),
+                .bool("zero1", false, doc: "Shard optimizer state across ranks (ZeRO stage 1)."),
+            ]),
+        ]
+    }
+
+    static var modelSection: SchemaNode {
+        .section("model", [
+            .choice("type", "vit", ["vit", "adamixer"], doc: "Which model to build."),
+            .section("vit", doc: "Vision transformer (DeiT-style, pre-LN, class token).", [
+                .int("image_size", 32, .positive, doc: "Input height = width in pixels."),
+                .int("in_channels", 3, .positive, doc: "Input channels (1 for Fashion-MNIST)."),
+                .int("patch_size", 4, .positive, doc: "Patch side in pixels; image_size must be a multiple."),
+                .int("num_classes", 100, .positive, doc: "Classifier outputs."),
+                .int("embed_dim", 192, .positive, doc: "Token width C; a multiple of num_heads."),
+                .int("depth", 12, .positive, doc: "Number of transformer blocks."),
+                .int("num_heads", 3, .positive, doc: "Attention heads per block."),
+                .double("mlp_ratio", 4.0, .greaterThan(0), doc: "MLP hidden width = mlp_ratio × embed_dim."),
+                .bool("qkv_bias", true, doc: "Bias on the qkv projection."),
+                .double("drop_rate", 0.0, .halfOpen(0, 1), doc: "Dropout after embeddings and in the MLP."),
+                .double("attn_drop_rate", 0.0, .halfOpen(0, 1), doc: "Dropout on attention weights."),
+                .double("drop_path_rate", 0.0, .halfOpen(0, 1), doc: "Stochastic depth rate of the last block."),
+                .double("layer_norm_eps", 1e-6, .greaterThan(0), doc: "LayerNorm epsilon."),
+            ]),
+            .section("lors", doc: "Low-rank residual structure (LORST) on the transformer linears.", [
+                .bool("enabled", false, doc: "Replace the targeted linears with shared + private low-rank parts."),
+                .int("rank", 32, .positive, doc: "Rank r of one group; a layer's private rank is groups × r."),
+                .intList("attn_groups", [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 6], .nonNegative,
+                         doc: "Groups per block for qkv and proj (one entry per block)."),
+                .intList("ffn_groups", [6, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1], .nonNegative,
+                         doc: "Groups per block for fc1 and fc2 (one entry per block)."),
+                .choiceList("targets", ["qkv", "proj", "fc1", "fc2"], ["qkv", "proj", "fc1", "fc2"],
+                            doc: "Which linears of each block use LORST."),
+            ]),
+            .section("adamixer", doc: "AdaMixer query-based detector (defaults: R-50 1x COCO).", [
+                .choice("backbone", "resnet50", ["resnet50", "resnet101"], doc: "Backbone network."),
+                .int("frozen_stages", 1, .between(-1, 4), doc: "Backbone stages with frozen weights (-1 = none)."),
+                .int("num_queries", 100, .positive, doc: "Object queries."),
+                .int("num_stages", 6, .positive, doc: "Decoder stages."),
+                .int("content_dim", 256, .positive, doc: "Query content width."),
+                .int("feedforward_channels", 2048, .positive, doc: "FFN hidden width per stage."),
+                .int("num_heads", 8, .positive, doc: "Self-attention heads per stage."),
+                .int("sampling_groups", 4, .positive, doc: "Groups of sampling points."),
+                .int("in_points", 32, .positive, doc: "Sampling points per group (P_in)."),
+                .int("out_points", 128, .positive, doc: "Mixer output points (P_out)."),
+                .int("num_classes", 80, .positive, doc: "Object classes."),
+            ]),
+        ])
+    }
+
+    static var dataSection: SchemaNode {
+        .section("data", [
+            .choice("dataset", "fashion_mnist", ["fashion_mnist", "cifar100", "coco", "synthetic"],
+                    doc: "Which dataset to read."),
+            .string("root", "/usr/share/datasets/fashion-mnist", doc: "Dataset directory."),
+            .int("num_workers", 0, .nonNegative, doc: "Loader threads per rank; 0 = load on the training thread."),
+            .section("augmentation", [
+                .bool("random_flip", false, doc: "Random horizontal flip."),
+                .int("random_crop_padding", 0, .nonNegative, doc: "Pad by this many pixels, then random crop; 0 = off."),
+                .double("mixup_alpha", 0.0, .atLeast(0), doc: "Mixup Beta(α, α); 0 = off."),
+                .double("cutmix_alpha", 0.0, .atLeast(0), doc: "CutMix Beta(α, α); 0 = off."),
+                .double("mix_prob", 1.0, .closed(0, 1), doc: "Probability of mixing a batch when an alpha is > 0."),
+                .double("switch_prob", 0.5, .closed(0, 1), doc: "Probability of CutMix rather than Mixup when both on."),
+                .double("label_smoothing", 0.0, .halfOpen(0, 1), doc: "Label smoothing ε."),
+            ]),
+        ])
+    }
+
+    static var trainSection: SchemaNode {
+        .section("train", [
+            .int("batch_size", 64, .positive, doc: "GLOBAL batch; each of N ranks gets batch_size / N."),
+            .int("epochs", 12, .positive, doc: "Length of the schedule in epochs."),
+            .int("max_steps", nil, .nonNegative, nullable: true,
+                 doc: "Stop after the optimizer step with this number (a stop condition only); null = no limit."),
+            .double("grad_clip", nil, .atLeast(0), nullable: true, doc: "Global gradient-norm clip; null = off."),
+            .int("log_interval", 50, .positive, doc: "Log every this many optimizer steps."),
+            .int("accumulation_steps", 1, .positive, doc: "Micro-batches accumulated per optimizer step."),
+            .int("threads", 0, .nonNegative, doc: "BLAS threads per rank; 0 = auto (cores / ranks on the node)."),
+        ])
+    }
+
+    static var optimizerSection: SchemaNode {
+        .section("optimizer", [
+            .choice("type", "adamw", ["adamw", "sgd"], doc: "AdamW, or SGD with momentum."),
+            .double("lr", 1e-3, .greaterThan(0), doc: "Base learning rate."),
+            .double("weight_decay", 0.05, .atLeast(0), doc: "Decoupled (AdamW) or L2 (SGD) weight decay."),
+            .doubleList("betas", [0.9, 0.999], .halfOpen(0, 1), count: 2...2, doc: "AdamW (β1, β2)."),
+            .double("eps", 1e-8, .greaterThan(0), doc: "AdamW epsilon."),
+            .double("momentum", 0.9, .halfOpen(0, 1), doc: "SGD momentum."),
+            .bool("nesterov", false, doc: "SGD Nesterov momentum."),
+            .choiceList("no_decay_on", [], ["norm", "bias", "embedding", "cls_token", "pos_embed"],
+                        doc: "Parameter kinds that get weight decay 0."),
+        ])
+    }
+
+    static var lrScheduleSection: SchemaNode {
+        .section("lr_schedule", [
+            .choice("preset", nil, ["none", "1x", "3x"], nullable: true,
+                    doc: "1x = 12 epochs, step at [8, 11]; 3x = 36 epochs, step at [24, 33]. Fills train.epochs, "
+                        + "policy and milestones (explicit values must agree). null or none = no preset."),
+            .choice("policy", "step", ["step", "cosine", "constant"], doc: "Decay after warmup."),
+            .intList("milestones", [8, 11], .nonNegative,
+                     doc: "step: epochs (0-based) at which the LR is multiplied by gamma; increasing."),
+            .double("gamma", 0.1, .greaterThan(0), doc: "step: factor per milestone."),
+            .int("warmup_iters", 500, .nonNegative, doc: "Linear warmup length in iterations; 0 = no warmup."),
+            .double("warmup_ratio", 0.001, .closed(0, 1), doc: "Warmup starts at warmup_ratio × base LR."),
+            .int("warmup_epochs", 0, .nonNegative,
+                 doc: "If > 0, warmup length in epochs (converted to iterations; takes precedence over warmup_iters)."),
+            .double("min_lr_ratio", 0.01, .closed(0, 1), doc: "cosine: final LR = min_lr_ratio × base LR."),
+        ])
+    }
+
+    /// `lr_schedule.preset`: the mmdetection 1x and 3x schedules.
+    static var lrSchedulePreset: ConfigPreset {
+        ConfigPreset(key: "lr_schedule.preset", expansions: [
+            "1x": [("train.epochs", .int(12)), ("lr_schedule.policy", .string("step")),
+                   ("lr_schedule.milestones", .list([.int(8), .int(11)]))],
+            "3x": [("train.epochs", .int(36)), ("lr_schedule.policy", .string("step")),
+                   ("lr_schedule.milestones", .list([.int(24), .int(33)]))],
+        ])
+    }
+}
+
+// MARK: - Cross-key rules: checks that involve more than one key.
+
+extension ConfigSchema {
+    /// The rules of `ConfigSchema.lors`, run in order after presets.
+    static var lorsRules: [ConfigRule] {
+        [
+            ConfigRule("vit: embed_dim divisible by num_heads") { config in
+                guard config.string("model.type") == "vit" else { return }
+                let width = config.int("model.vit.embed_dim"), heads = config.int("model.vit.num_heads")
+                guard width % heads == 0 else {
+                    throw ConfigError(.inconsistent(keys: ["model.vit.embed_dim", "model.vit.num_heads"],
+                                                    detail: "embed_dim \(width) is not a multiple of num_heads \(heads)"))
+                }
+            },
+            ConfigRule("vit: image_size divisible by patch_size") { config in
+                guard config.string("model.type") == "vit" else { return }
+                let size = config.int("model.vit.image_size"), patch = config.int("model.vit.patch_size")
+                guard size % patch == 0 else {
+                    throw ConfigError(.inconsistent(keys: ["model.vit.image_size", "model.vit.patch_size"],
+                                                    detail: "image_size \(size) is not a multiple of patch_size \(patch)"))
+                }
+            },
+            ConfigRule("vit + lors: one group count per block") { config in
+                guard config.string("model.type") == "vit", config.bool("model.lors.enabled") else { return }
+                let depth = config.int("model.vit.depth")
+                for key in ["model.lors.attn_groups", "model.lors.ffn_groups"] {
+                    let count = config.intList(key).count
+                    guard count == depth else {
+                        throw ConfigError(.inconsistent(
+                            keys: [key, "model.vit.depth"],
+                            detail: "\(key) has \(count) entries but model.vit.depth is \(depth) (one entry per block)"))
+                    }
+                }
+                guard !config.stringList("model.lors.targets").isEmpty else {
+                    throw ConfigError(.inconsistent(keys: ["model.lors.enabled", "model.lors.targets"],
+                                                    detail: "LORS is enabled but targets is empty"))
+                }
+            },
+            ConfigRule("step schedule: increasing milestones") { config in
+                guard config.string("lr_schedule.policy") == "step" else { return }
+                let milestones = config.intList("lr_schedule.milestones")
+                for (earlier, later) in zip(milestones, milestones.dropFirst()) where later <= earlier {
+                    throw ConfigError(.inconsistent(
+                        keys: ["lr_schedule.milestones", "lr_schedule.policy"],
+                        detail: "milestones must be strictly increasing for the step policy, found \(milestones)"))
+                }
+            },
+        ]
+    }
+}

@@ -1,0 +1,113 @@
+// Strict validation: defaults, unknown keys, wrong types, ranges, enums, lengths, YAML syntax, cross-key rules.
+
+import XCTest
+@testable import LorsConfig
+
+final class ValidationTests: ConfigTestCase {
+    func testEmptyFileGivesDefaults() throws {
+        let config = try load("")
+        XCTAssertEqual(config.int("seed"), 0)
+        XCTAssertEqual(config.string("model.type"), "vit")
+        XCTAssertEqual(config.int("train.batch_size"), 64)
+        XCTAssertNil(config.optionalInt("train.max_steps"))
+        XCTAssertNil(config.optionalDouble("train.grad_clip"))
+        XCTAssertEqual(config.double("model.vit.layer_norm_eps"), 1e-6)
+        XCTAssertEqual(config.intList("model.lors.attn_groups"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 6])
+        XCTAssertEqual(config.intList("model.lors.ffn_groups"), [6, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+        XCTAssertEqual(config.stringList("model.lors.targets"), ["qkv", "proj", "fc1", "fc2"])
+        XCTAssertEqual(config.doubleList("optimizer.betas"), [0.9, 0.999])
+        XCTAssertEqual(config.string("data.root"), "/usr/share/datasets/fashion-mnist")
+        XCTAssertNil(config.optionalString("lr_schedule.preset"))
+        XCTAssertEqual(config.double("dist.bucket_cap_mb"), 25)
+        XCTAssertTrue(config.explicitKeys.isEmpty)
+        XCTAssertEqual(Set(config.values.keys), Set(ConfigSchema.lors.fieldPaths))
+    }
+
+    func testUnknownKeyNamesFullPathLineAndSuggestion() throws {
+        let error = assertConfigError(try load("seed: 2\ntrain:\n  batchsize: 3\n"),
+                                      contains: ["train.batchsize", "did you mean train.batch_size?", "config.yaml:3"])
+        XCTAssertEqual(error?.kind, .unknownKey(path: "train.batchsize", suggestion: "train.batch_size"))
+        assertConfigError(try load("batch_size: 3\n"), contains: ["batch_size", "did you mean train.batch_size?"])
+        assertConfigError(try load("model:\n  vit:\n    dept: 3\n"),
+                          contains: ["model.vit.dept", "did you mean model.vit.depth?"])
+        let far = assertConfigError(try load("zzzzzzzz: 1\n"), contains: ["zzzzzzzz", "unknown key"])
+        XCTAssertEqual(far?.kind, .unknownKey(path: "zzzzzzzz", suggestion: nil))
+    }
+
+    func testWrongTypeNamesPathExpectedAndFound() throws {
+        let error = assertConfigError(try load("train:\n  batch_size: lots\n"),
+                                      contains: ["train.batch_size", "expected int >= 1", "\"lots\"", "config.yaml:2"])
+        XCTAssertEqual(error?.kind, .wrongType(path: "train.batch_size", expected: "int >= 1", found: "\"lots\""))
+        assertConfigError(try load("train:\n  batch_size: \"32\"\n"), contains: ["train.batch_size", "int"])
+        assertConfigError(try load("train:\n  batch_size: 1.5\n"), contains: ["train.batch_size", "\"1.5\""])
+        assertConfigError(try load("train:\n  epochs:\n"), contains: ["train.epochs", "found null"])
+        assertConfigError(try load("optimizer:\n  betas: 0.9\n"), contains: ["optimizer.betas", "list of float"])
+        assertConfigError(try load("train: 5\n"), contains: ["train", "expected a map"])
+        assertConfigError(try load("model:\n  vit:\n    qkv_bias: [1]\n"),
+                          contains: ["model.vit.qkv_bias", "bool", "a list [1]"])
+    }
+
+    func testOutOfRangeNamesPathValueAndRange() throws {
+        let error = assertConfigError(try load("model:\n  vit:\n    drop_rate: 1.0\n"),
+                                      contains: ["model.vit.drop_rate", "1.0", "in [0, 1)"])
+        XCTAssertEqual(error?.kind, .outOfRange(path: "model.vit.drop_rate", value: "1.0", allowed: "in [0, 1)"))
+        assertConfigError(try load("seed: -1\n"), contains: ["seed", "-1", ">= 0"])
+        assertConfigError(try load("optimizer:\n  lr: 0\n"), contains: ["optimizer.lr", "> 0"])
+        assertConfigError(try load("model:\n  lors:\n    attn_groups: [1, -2]\n"),
+                          contains: ["model.lors.attn_groups[1]", "-2", ">= 0"])
+        assertConfigError(try load("optimizer:\n  betas: [0.9, 0.99, 0.5]\n"),
+                          contains: ["optimizer.betas", "3 elements", "exactly 2"])
+    }
+
+    func testBadEnumNamesAllowedValues() throws {
+        let error = assertConfigError(try load("data:\n  dataset: imagenet\n"),
+                                      contains: ["data.dataset", "imagenet", "fashion_mnist, cifar100, coco, synthetic"])
+        XCTAssertEqual(error?.kind, .notInEnum(path: "data.dataset", value: "imagenet",
+                                               allowed: ["fashion_mnist", "cifar100", "coco", "synthetic"]))
+        assertConfigError(try load("model:\n  lors:\n    targets: [qkv, out]\n"),
+                          contains: ["model.lors.targets[1]", "out", "qkv, proj, fc1, fc2"])
+        assertConfigError(try load("model:\n  lors:\n    targets: [qkv, qkv]\n"),
+                          contains: ["model.lors.targets", "qkv", "more than once"])
+    }
+
+    func testYamlSyntaxErrorNamesFileAndExactLine() throws {
+        let text = """
+            seed: 1
+            train:
+              batch_size: 32
+              epochs: 12: 3
+              log_interval: 5
+            """
+        let error = assertConfigError(try load(text, name: "broken.yaml"), contains: ["broken.yaml:4"])
+        guard case let .yamlSyntax(file, line, _, _)? = error?.kind else {
+            return XCTFail("wrong kind: \(String(describing: error))")
+        }
+        XCTAssertEqual(line, 4)
+        XCTAssertTrue(file.hasSuffix("broken.yaml"))
+
+        let tab = assertConfigError(try load("seed: 1\n\ntrain:\n\tbatch_size: 3\n", name: "tab.yaml"),
+                                    contains: ["tab.yaml:4"])
+        XCTAssertNotNil(tab)
+    }
+
+    func testDuplicateKeyIsAnError() throws {
+        assertConfigError(try load("train:\n  epochs: 1\n  epochs: 2\n"), contains: ["train.epochs", "twice", ":3"])
+    }
+
+    func testCrossKeyRuleNamesBothKeysAndLengths() throws {
+        let error = assertConfigError(try load("model:\n  vit: {depth: 6}\n  lors: {enabled: true}\n"),
+                                      contains: ["model.lors.attn_groups", "model.vit.depth", "12", "6"])
+        guard case .inconsistent? = error?.kind else { return XCTFail("wrong kind: \(String(describing: error))") }
+        let fine = try load("""
+            model:
+              vit: {depth: 2}
+              lors: {enabled: true, attn_groups: [1, 2], ffn_groups: [2, 1]}
+            """)
+        XCTAssertTrue(fine.bool("model.lors.enabled"))
+        XCTAssertNoThrow(try load("model:\n  vit: {depth: 6}\n"), "groups are only checked when LORS is enabled")
+        assertConfigError(try load("model:\n  vit: {embed_dim: 100, num_heads: 3}\n"),
+                          contains: ["model.vit.embed_dim", "model.vit.num_heads", "100", "3"])
+        assertConfigError(try load("lr_schedule:\n  milestones: [11, 8]\n"),
+                          contains: ["lr_schedule.milestones", "increasing"])
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The project's test command: bash cluster/test.sh
+#
+# 1. installs missing native dependencies (cluster/setup.sh --deps-only),
+# 2. builds the tests,
+# 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
+# 4. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# Exits non-zero if any part failed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Tests run under mpirun: "RANKS TEST-FILTER" per line (XCTest filter: Module.Class or Module.Class/test).
+# Each runs with LORS_EXPECT_RANKS=RANKS, so it fails unless it really gets RANKS ranks.
+MPI_TESTS=(
+    "2 NativeTests.MPIMultiRankTests"
+)
+MPI_TEST_TIMEOUT_SECONDS=${MPI_TEST_TIMEOUT_SECONDS:-600}
+
+bash cluster/setup.sh --deps-only
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "test.sh: 'swift' is not on PATH; install the Swift 6 toolchain first" >&2
+    exit 1
+fi
+
+# mpirun as root in a container, more ranks than cores, one BLAS thread per rank.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OPENBLAS_NUM_THREADS=1
+# Containers often forbid the cross-memory-attach that vader uses for large messages; copy-in/out always works.
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
+
+echo "test.sh: building tests (swift build --build-tests)"
+swift build --build-tests
+bundle="$(swift build --show-bin-path)/lorsPackageTests.xctest"
+if [ ! -x "$bundle" ]; then
+    echo "test.sh: test bundle $bundle not found after the build" >&2
+    exit 1
+fi
+
+mpi_failures=()
+for entry in "${MPI_TESTS[@]}"; do
+    read -r ranks filter <<<"$entry"
+    echo "test.sh: mpirun -np $ranks $filter (LORS_EXPECT_RANKS=$ranks)"
+    if LORS_EXPECT_RANKS="$ranks" timeout --kill-after=30 "$MPI_TEST_TIMEOUT_SECONDS" \
+        mpirun --allow-run-as-root --oversubscribe -np "$ranks" "$bundle" "$filter"; then
+        echo "test.sh: PASSED mpirun -np $ranks $filter"
+    else
+        status=$?
+        echo "test.sh: FAILED mpirun -np $ranks $filter (exit status $status)" >&2
+        mpi_failures+=("np=$ranks $filter (exit $status)")
+    fi
+done
+
+if [ "${#mpi_failures[@]}" -eq 0 ]; then
+    echo "test.sh: all ${#MPI_TESTS[@]} mpirun test run(s) passed; now swift test"
+else
+    echo "test.sh: ${#mpi_failures[@]} mpirun test run(s) FAILED: ${mpi_failures[*]}; now swift test" >&2
+fi
+
+swift_test_status=0
+swift test --skip-build || swift_test_status=$?
+
+if [ "${#mpi_failures[@]}" -ne 0 ]; then
+    exit 1
+fi
+exit "$swift_test_status"
