@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "LorsTensor", dependencies: ["CBLAS"]),
         // NN modules (Linear, LayerNorm, attention, ...) with named parameters.
         .target(name: "LorsNN", dependencies: ["LorsTensor"]),
+        // Models: ViT/DeiT and the AdaMixer detector, vanilla and LORS.
+        .target(name: "LorsModels", dependencies: ["LorsNN", "LorsTensor"]),
         // Optimizers (AdamW, SGD), LR schedules, gradient clipping.
         .target(name: "LorsOptim", dependencies: ["LorsTensor"]),
         // YAML configs: _base_ inheritance, --set overrides, strict typed validation.
@@ -31,7 +33,7 @@ let package = Package(
         // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
         // Shared command-line plumbing used by the executables.
-        .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsConfig",
+        .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI"]),
@@ -39,7 +41,8 @@ let package = Package(
         // Test helpers shared by the test targets (assertClose, gradient checks).
         .target(name: "LorsTestSupport", dependencies: ["LorsTensor"], path: "Tests/LorsTestSupport"),
         .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor", "LorsTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsTensor", "LorsTestSupport"]),
+        .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsModels", "LorsTensor", "LorsTestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),

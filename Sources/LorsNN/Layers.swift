@@ -1,0 +1,144 @@
+import LorsTensor
+
+/// A module that maps one tensor to one tensor (Linear, LORST layers, ...).
+public protocol TensorMap: AnyObject {
+    func callAsFunction(_ x: Tensor) -> Tensor
+}
+
+extension Linear: TensorMap {}
+
+/// LayerNorm over the last `normalizedShape.count` dimensions, with optional affine parameters.
+/// `y = (x − mean) / √(var + eps) · γ + β` (biased variance, as PyTorch).
+public final class LayerNorm: Module, TensorMap {
+    public let normalizedShape: [Int]
+    public let eps: Float
+    /// γ `[normalizedShape]` (ones), or nil without affine.
+    public let weight: Tensor?
+    /// β `[normalizedShape]` (zeros), or nil without affine.
+    public let bias: Tensor?
+
+    public init(_ normalizedShape: [Int], eps: Float = 1e-5, affine: Bool = true) {
+        self.normalizedShape = normalizedShape
+        self.eps = eps
+        weight = affine ? Module.newParameter(normalizedShape) : nil
+        bias = affine ? Module.newParameter(normalizedShape) : nil
+        super.init()
+        if let weight { register("weight", weight, .ones) }
+        if let bias { register("bias", bias, .zeros) }
+    }
+
+    public convenience init(_ features: Int, eps: Float = 1e-5, affine: Bool = true) {
+        self.init([features], eps: eps, affine: affine)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.layerNorm(lastDims: normalizedShape.count, weight: weight, bias: bias, eps: eps)
+    }
+}
+
+/// Two-layer feed-forward block `fc2(drop(act(fc1(x))))` with GELU or ReLU.
+public final class FeedForward: Module, TensorMap {
+    public enum Activation: Sendable { case gelu, relu }
+    public let fc1: Module & TensorMap
+    public let fc2: Module & TensorMap
+    public let activation: Activation
+    public let dropout: Float
+    public let site: String
+    /// Context used by `callAsFunction(_:)`; set by the owner before each forward.
+    public var context = ForwardContext.inference
+
+    public init(fc1: Module & TensorMap, fc2: Module & TensorMap, activation: Activation, dropout: Float = 0, site: String) {
+        self.fc1 = fc1
+        self.fc2 = fc2
+        self.activation = activation
+        self.dropout = dropout
+        self.site = site
+        super.init()
+        child("fc1", fc1)
+        child("fc2", fc2)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = fc1(x)
+        h = activation == .gelu ? h.gelu() : h.relu()
+        if dropout > 0 { h = h.dropout(dropout, key: context.key(site + ".drop1"), firstRow: context.firstSample, training: context.training) }
+        h = fc2(h)
+        if dropout > 0 { h = h.dropout(dropout, key: context.key(site + ".drop2"), firstRow: context.firstSample, training: context.training) }
+        return h
+    }
+}
+
+/// Multi-head self-attention `proj(softmax(q kᵀ / √d) v)` on `[B, T, D]`, with fused qkv.
+///
+/// `qkv` maps D → 3D (q, k, v in that order, heads contiguous: the timm/DeiT layout).
+public final class MultiHeadSelfAttention: Module {
+    public let heads: Int
+    public let dim: Int
+    public let qkv: Module & TensorMap
+    public let proj: Module & TensorMap
+    public let attentionDropout: Float
+    public let projectionDropout: Float
+    public let site: String
+    public var context = ForwardContext.inference
+
+    public init(dim: Int, heads: Int, qkv: Module & TensorMap, proj: Module & TensorMap,
+                attentionDropout: Float = 0, projectionDropout: Float = 0, site: String) {
+        precondition(dim % heads == 0, "attention dim \(dim) not divisible by \(heads) heads")
+        self.dim = dim
+        self.heads = heads
+        self.qkv = qkv
+        self.proj = proj
+        self.attentionDropout = attentionDropout
+        self.projectionDropout = projectionDropout
+        self.site = site
+        super.init()
+        child("qkv", qkv)
+        child("proj", proj)
+    }
+
+    /// x `[B, T, D]`, optional additive attention bias broadcastable to `[B, heads, T, T]`.
+    public func callAsFunction(_ x: Tensor, bias: Tensor? = nil) -> Tensor {
+        let b = x.shape[0], t = x.shape[1], hd = dim / heads
+        // [B, T, 3, H, hd] → [3, B, H, T, hd]
+        let packed = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
+        let q = packed.slice(axis: 0, 0..<1).reshaped([b, heads, t, hd])
+        let k = packed.slice(axis: 0, 1..<2).reshaped([b, heads, t, hd])
+        let v = packed.slice(axis: 0, 2..<3).reshaped([b, heads, t, hd])
+        var scores = q.matmul(k, transposeOther: true) * (1 / Float(hd).squareRoot())  // [B, H, T, T]
+        if let bias { scores = scores + bias }
+        var attention = scores.softmax(axis: -1)
+        if attentionDropout > 0 {
+            attention = attention.dropout(attentionDropout, key: context.key(site + ".attn_drop"), firstRow: context.firstSample,
+                                          training: context.training)
+        }
+        let out = attention.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, dim])  // [B, T, D]
+        var y = proj(out)
+        if projectionDropout > 0 {
+            y = y.dropout(projectionDropout, key: context.key(site + ".proj_drop"), firstRow: context.firstSample, training: context.training)
+        }
+        return y
+    }
+}
+
+public extension Tensor {
+    /// Stochastic depth: zeroes whole samples (leading axis) with probability `p`, scales the rest by 1/(1−p).
+    func dropPath(_ p: Float, key: RandomKey, firstRow: Int, training: Bool) -> Tensor {
+        if !training || p == 0 { return self }
+        let mask = Tensor.ones([shape[0]] + [Int](repeating: 1, count: rank - 1)).dropout(p, key: key, firstRow: firstRow)
+        return self * mask
+    }
+}
+
+// Temporary composite LayerNorm until the fused kernel lands (same semantics).
+public extension Tensor {
+    func layerNorm(lastDims: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        let axes = Array((rank - lastDims)..<rank)
+        let mean = self.mean(axes: axes, keepDims: true)
+        let centered = self - mean
+        let variance = centered.square().mean(axes: axes, keepDims: true)
+        var y = centered / (variance + eps).sqrt()
+        if let weight { y = y * weight }
+        if let bias { y = y + bias }
+        return y
+    }
+}
