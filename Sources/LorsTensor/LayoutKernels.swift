@@ -52,12 +52,18 @@ extension CPUBackend: LayoutKernels {
 
     public func scatterAdd(src: UnsafePointer<Float>, outer: Int, indexCount: Int, inner: Int, indices: UnsafePointer<Int32>,
                            out: UnsafeMutablePointer<Float>, n: Int) {
-        parallelRows(outer, rowCost: indexCount * inner) { s, e in
-            for o in s..<e {
+        // Tasks are (row, column block) pairs: each output element is owned by one task, which adds the
+        // sources in index order, so duplicates accumulate identically for any thread count. Column blocks
+        // keep an embedding-style scatter (outer = 1) parallel.
+        let block = 64
+        let blocks = (inner + block - 1) / block
+        parallelRows(outer * blocks, rowCost: indexCount * Swift.min(inner, block)) { s, e in
+            for task in s..<e {
+                let o = task / blocks, lo = (task % blocks) * block, hi = Swift.min(inner, lo + block)
                 for j in 0..<indexCount {
                     let dp = out + (o * n + Int(indices[j])) * inner
                     let sp = src + (o * indexCount + j) * inner
-                    for i in 0..<inner { dp[i] += sp[i] }
+                    for i in lo..<hi { dp[i] += sp[i] }
                 }
             }
         }
