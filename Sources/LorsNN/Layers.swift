@@ -129,16 +129,3 @@ public extension Tensor {
     }
 }
 
-// Temporary composite LayerNorm until the fused kernel lands (same semantics).
-public extension Tensor {
-    func layerNorm(lastDims: Int, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
-        let axes = Array((rank - lastDims)..<rank)
-        let mean = self.mean(axes: axes, keepDims: true)
-        let centered = self - mean
-        let variance = centered.square().mean(axes: axes, keepDims: true)
-        var y = centered / (variance + eps).sqrt()
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        return y
-    }
-}
