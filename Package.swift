@@ -32,8 +32,17 @@ let package = Package(
         .target(name: "LorsConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
+        // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
+        .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative"]),
+        // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
+        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed"]),
+        // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
+        .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
+        // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
+        .target(name: "LorsTraining", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
+                                                     "LorsData", "LorsDistributed", "LorsCheckpoint"]),
         // Shared command-line plumbing used by the executables.
-        .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
+        .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI"]),
@@ -46,5 +55,9 @@ let package = Package(
         .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
+        .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsTensor", "LorsTestSupport"]),
+        .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport"]),
+        .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
+        .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsTestSupport"]),
     ]
 )

@@ -1,0 +1,1 @@
+// LorsCheckpoint module

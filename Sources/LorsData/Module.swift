@@ -1,0 +1,1 @@
+// LorsData module

@@ -1,0 +1,1 @@
+// LorsTraining module
