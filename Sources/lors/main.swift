@@ -1,1 +1,5 @@
-print("lors")
+import LorsCLI
+import LorsTensor
+
+BLASRuntime.ensureOptimizedKernels()
+LorsCommand.main()

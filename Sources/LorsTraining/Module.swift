@@ -1,1 +1,0 @@
-// LorsTraining module
