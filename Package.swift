@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
-        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI"]),
+        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS",
+                                                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Test helpers shared by the test targets (assertClose, gradient checks).
         .target(name: "LorsTestSupport", dependencies: ["LorsTensor"], path: "Tests/LorsTestSupport"),

@@ -161,10 +161,12 @@ open class Module {
         for (n, c) in children { c.collect(prefix: prefix + n + ".", visit) }
     }
 
-    /// Initialises every owned parameter from `seed` and its full name; applies `frozen`.
+    /// Initialises every owned parameter from `seed` and its full name, sets each tensor's `name`
+    /// to that full dotted name, and applies `frozen`.
     public func initializeParameters(seed: UInt64, prefix: String = "") {
         for p in ownParameters where !sharedNames.contains(p.name) {
             let full = prefix + p.name
+            p.tensor.name = full
             let values = p.initializer.values(count: p.tensor.count, key: RandomKey(seed: seed, purpose: "init." + full))
             p.tensor.assign(Tensor(values, shape: p.tensor.shape))
         }

@@ -23,22 +23,32 @@ public enum BLASRuntime {
         return nil
     }
 
-    /// Re-executes the current process with `OPENBLAS_CORETYPE` set when OpenBLAS fell back to
-    /// generic kernels on a CPU that supports better ones. Call first thing in `main`, before
-    /// MPI is initialised. Returns normally when nothing needs to change.
+    /// Re-executes the current process once with OpenBLAS's load-time settings when they need
+    /// changing: `OPENBLAS_CORETYPE` when OpenBLAS fell back to generic kernels on a CPU that
+    /// supports better ones, and `OPENBLAS_THREAD_TIMEOUT=4` (idle BLAS threads sleep after 2^4
+    /// cycles instead of busy-yielding for 2^28, which on 2 cores stole a core from our own
+    /// elementwise kernels: 23% of a ViT step was spent in `sched_yield`). Settings the user made
+    /// are respected. Call first thing in `main`, before MPI is initialised.
     public static func ensureOptimizedKernels() {
         let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["LORS_BLAS_REEXEC"] == nil else { return }
+        guard env["LORS_BLAS_REEXEC"] == nil else { return }
+        var changes: [(String, String)] = []
         let generic: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Katmai", "Coppermine",
                                     "Northwood", "Banias", "Atom", "Barcelona"]
-        guard generic.contains(coreName), let preferred = preferredCoreType() else { return }
-        setenv("OPENBLAS_CORETYPE", preferred, 1)
+        if env["OPENBLAS_CORETYPE"] == nil, generic.contains(coreName), let preferred = preferredCoreType() {
+            changes.append(("OPENBLAS_CORETYPE", preferred))
+        }
+        if env["OPENBLAS_THREAD_TIMEOUT"] == nil && env["GOTO_THREAD_TIMEOUT"] == nil {
+            changes.append(("OPENBLAS_THREAD_TIMEOUT", "4"))
+        }
+        guard !changes.isEmpty else { return }
+        for (k, v) in changes { setenv(k, v, 1) }
         setenv("LORS_BLAS_REEXEC", "1", 1)
         let args = CommandLine.arguments
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         cArgs.append(nil)
         execv("/proc/self/exe", &cArgs)
-        // execv only returns on failure: carry on with the generic kernels.
-        FileHandle.standardError.write("lors: warning: could not re-execute with OPENBLAS_CORETYPE=\(preferred) (errno \(errno)); using \(coreName) kernels\n".data(using: .utf8)!)
+        // execv only returns on failure: carry on with the library's own choices.
+        FileHandle.standardError.write("lors: warning: could not re-execute with \(changes) (errno \(errno)); using \(coreName) kernels\n".data(using: .utf8)!)
     }
 }

@@ -1,21 +1,134 @@
+import ArgumentParser
+import CBLAS
 import Foundation
-import LorsTensor
-import LorsNN
+import LorsCLI
 import LorsModels
+import LorsNN
+import LorsOptim
+import LorsTensor
 
-Threading.configureFromEnvironment()
-var c = ViTConfiguration.tiny
-let model = VisionTransformer(c)
-model.initializeParameters(seed: 0)
-let batch = 64
-let x = Tensor(RandomKey(seed: 1, purpose: "x").uniforms(batch * 3 * 32 * 32), shape: [batch, 3, 32, 32])
-let onehot = Tensor((0..<batch * 100).map { $0 % 100 == ($0 / 100) % 100 ? Float(1) : 0 }, shape: [batch, 100])
-for i in 0..<6 {
-    let t0 = Date()
-    let logits = model(x, ForwardContext(training: true))
-    let t1 = Date()
-    let loss = (logits.logSoftmax() * onehot).sum() * (-1 / Float(batch))
-    loss.backward()
-    let t2 = Date()
-    print(i, "fwd", t1.timeIntervalSince(t0), "bwd", t2.timeIntervalSince(t1), loss.item())
+/// `lors-bench`: speed and memory numbers (never pass/fail): `sgemm`, `step`.
+struct LorsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lors-bench", abstract: "Benchmarks of the lors engine; every verb prints numbers (--json for machines).",
+        subcommands: [SgemmBench.self, StepBench.self])
 }
+
+/// Median of a sample.
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
+/// Engine matmul vs raw cblas_sgemm for square sizes.
+struct SgemmBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sgemm", abstract: "Engine matmul vs raw cblas_sgemm, N×N×N.")
+    @OptionGroup var threads: ThreadOptions
+    @Option(help: "Comma-separated sizes.") var sizes: String = "256,512,1024,2048"
+    @Option(help: "Repetitions per size (median reported).") var repeats: Int = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        threads.apply()
+        var rows: [[String: Any]] = []
+        for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
+            let a = Tensor(RandomKey(seed: 1, purpose: "a").uniforms(n * n), shape: [n, n])
+            let b = Tensor(RandomKey(seed: 1, purpose: "b").uniforms(n * n), shape: [n, n])
+            let c = Tensor(uninitialized: [n, n])
+            let flop = 2 * Double(n) * Double(n) * Double(n)
+            var raw: [Double] = [], engine: [Double] = []
+            _ = a.matmul(b)
+            for _ in 0..<repeats {
+                raw.append(seconds {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n),
+                                b.pointer, Int32(n), 0, c.pointer, Int32(n))
+                })
+                engine.append(seconds { _ = withoutGradients { a.matmul(b) } })
+            }
+            let rawG = flop / median(raw) / 1e9, engG = flop / median(engine) / 1e9
+            rows.append(["n": n, "raw_gflops": rawG, "engine_gflops": engG, "engine_over_raw": engG / rawG])
+            if !json { print(String(format: "N=%5d  cblas %7.1f GFLOP/s  engine %7.1f GFLOP/s  (%.2f×)", n, rawG, engG, engG / rawG)) }
+        }
+        if json {
+            print(renderJSON(["blas_core": BLASRuntime.coreName, "threads": Threading.threads, "results": rows]))
+        }
+    }
+}
+
+/// One full training step (forward, backward, AdamW) of a benchmark model.
+struct StepBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "step", abstract: "Time full training steps (forward, backward, AdamW).")
+    @Option(help: "Model: vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes).")
+    var model: String = "vit-tiny"
+    @Option(help: "Batch size.") var batch: Int = 64
+    @Option(help: "Timed steps (after 2 warm-up steps).") var steps: Int = 10
+    @OptionGroup var threads: ThreadOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        threads.apply()
+        guard let built = BenchModels.make(model) else {
+            throw ValidationError("unknown model '\(model)'; known: \(BenchModels.names.joined(separator: ", "))")
+        }
+        let (network, config) = built
+        network.initializeParameters(seed: 0)
+        let images = Tensor(RandomKey(seed: 1, purpose: "bench.images").uniforms(batch * 3 * 32 * 32, low: -1, high: 1),
+                            shape: [batch, 3, 32, 32])
+        let labels = (0..<batch).map { Int32($0 % config.numClasses) }
+        let optimizer = AdamW(parameters: network.trainableParameters, learningRate: 1e-4, weightDecay: 0.05)
+        var times: [Double] = []
+        for i in 0..<(steps + 2) {
+            let t = seconds {
+                let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
+                let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(batch)))
+                loss.backward()
+                optimizer.step(learningRate: 1e-4)
+                optimizer.zeroGrad()
+            }
+            if i >= 2 { times.append(t) }
+        }
+        let flop = BenchModels.trainingFLOPs(config, batch: batch)
+        let med = median(times)
+        let result: [String: Any] = [
+            "model": model, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
+            "median_ms": med * 1000, "min_ms": (times.min() ?? 0) * 1000, "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
+            "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": network.parameterCount,
+        ]
+        if json { print(renderJSON(result)) } else {
+            print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
+                         model, batch, Threading.threads, BLASRuntime.coreName, med * 1000, flop / 1e9, flop / med / 1e9, ProcessStats.peakRSSMB))
+        }
+    }
+}
+
+/// Benchmark models by name.
+enum BenchModels {
+    static let names = ["vit-tiny"]
+
+    static func make(_ name: String) -> (VisionTransformer, ViTConfiguration)? {
+        switch name {
+        case "vit-tiny":
+            let c = ViTConfiguration.tiny
+            return (VisionTransformer(c), c)
+        default: return nil
+        }
+    }
+
+    /// Matrix-product FLOPs of one training step: 3 × forward (forward, input and weight gradients).
+    static func trainingFLOPs(_ c: ViTConfiguration, batch: Int) -> Double {
+        let t = Double(c.tokens), b = Double(batch), d = Double(c.embedDim), m = Double(c.mlpDim)
+        let patches = t - 1, patchIn = Double(c.inChannels * c.patchSize * c.patchSize)
+        let perBlock = 2 * b * t * (d * 3 * d + d * d + 2 * d * m) + 2 * 2 * b * t * t * d
+        let forward = 2 * b * patches * patchIn * d + Double(c.depth) * perBlock + 2 * b * d * Double(c.numClasses)
+        return 3 * forward
+    }
+}
+
+BLASRuntime.ensureOptimizedKernels()
+LorsBench.main()
