@@ -226,3 +226,30 @@ public final class LORSALayer: Module {
         a.matmul(s.unsqueezed(0).broadcast(to: [a.shape[0]] + s.shape))
     }
 }
+
+/// A whole adaptive LORS stack as one module (the official `FactorizedAdaptiveMixing` owns all stages):
+/// `shared` (the generator) and `layers.i`, addressed by stage index.
+///
+/// Names: `shared.generator.weight`, `layers.3.m.L`, `layers.3.core_generator.bias`, ...
+public final class LORSAStack: Module {
+    public let shared: LORSAShared
+    public let layers: [LORSALayer]
+
+    /// `kernelGroups[i]` = K_i of stage i (AdaMixer-LORS: r = 16, K = [1, 1, 2, 2, 3, 3]).
+    public init(queryDim: Int, groups: Int, operators: [AdaptiveOperatorSpec], rank: Int, kernelGroups: [Int],
+                initialization: LORSAInitialization = .officialCode) {
+        let generator = LORSAShared(queryDim: queryDim, groups: groups, operators: operators, initialization: initialization)
+        shared = generator
+        layers = kernelGroups.map { LORSALayer(shared: generator, rank: rank, kernelGroups: $0) }
+        super.init()
+        child("shared", shared)
+        let list = child("layers", Module())
+        for (i, l) in layers.enumerated() { list.child("\(i)", l) }
+    }
+
+    /// Stage `layer`'s operators for queries `q` `[B, N, d_q]` (see `LORSALayer.generate`).
+    public func generate(layer: Int, query q: Tensor) -> LORSALayer.Generated {
+        precondition(layer >= 0 && layer < layers.count, "LORSA stage \(layer) out of range 0..<\(layers.count)")
+        return layers[layer].generate(query: q)
+    }
+}

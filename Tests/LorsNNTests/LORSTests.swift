@@ -189,6 +189,38 @@ final class LORSATests: XCTestCase {
         }
     }
 
+    /// Generator output layouts match the official code: shared `[Q, G, Σ rows·cols]` (operators in
+    /// order, row-major), cores `[Q, n_ops, G·K, r, r]`.
+    func testGeneratorLayouts() {
+        let (_, layer) = makeLayer()
+        let q = randomTensor([3, 3], "ql", requiresGrad: false)
+        let gen = layer.generate(query: q)
+        let raw = layer.shared.generator(q).toArray(), rawCore = layer.coreGenerator!(q).toArray()
+        let ops = LORSATests.ops, sizes = ops.map { $0.rows * $0.cols }, perQuery = 2 * sizes.reduce(0, +)
+        let s = gen.sharedMatrices[1].toArray()  // [Q, G, 3, 5]
+        let sIndex: Int = ((2 * 2 + 1) * 3 + 2) * 5 + 4  // query 2, group 1, row 2, col 4
+        let rawS: Int = 2 * perQuery + perQuery / 2 + sizes[0] + 2 * 5 + 4
+        XCTAssertEqual(s[sIndex], raw[rawS])
+        let z = gen.cores[1].toArray()  // [Q, G·K = 4, 2, 2]
+        let zIndex: Int = ((2 * 4 + 3) * 2 + 1) * 2       // query 2, gk 3, row 1, col 0
+        let rawIndex: Int = 2 * 32 + 16 + 3 * 4 + 1 * 2   // query 2 (2 ops · 4 · 2²), op 1, gk 3, row 1, col 0
+        XCTAssertEqual(z[zIndex], rawCore[rawIndex])
+    }
+
+    /// AdaMixer-LORS (LORS_SPEC §4): shared generator 12,632,064; L/R 172,032; core generators 3,158,016.
+    func testAdaMixerStackParameterCounts() {
+        let ops = AdaptiveOperatorSpec.adaMixer(channelsIn: 128, channelsOut: 128, pointsIn: 64, pointsOut: 128)
+        let stack = LORSAStack(queryDim: 256, groups: 2, operators: ops, rank: 16, kernelGroups: [1, 1, 2, 2, 3, 3])
+        let named = stack.namedParameters()
+        func count(_ keep: (String) -> Bool) -> Int { named.filter { keep($0.0) }.reduce(0) { $0 + $1.1.count } }
+        XCTAssertEqual(count { $0.hasPrefix("shared.") }, 12_632_064)
+        XCTAssertEqual(count { $0.hasSuffix(".L") || $0.hasSuffix(".R") }, 172_032)
+        XCTAssertEqual(count { $0.contains("core_generator") }, 3_158_016)
+        XCTAssertEqual(stack.parameterCount, 12_632_064 + 172_032 + 3_158_016)
+        XCTAssertEqual(stack.layers[5].left[1].shape, [6, 128, 16])
+        XCTAssertEqual(stack.layers[5].right[1].shape, [6, 16, 64])
+    }
+
     func testOfficialInitialization() {
         let ops = AdaptiveOperatorSpec.adaMixer(channelsIn: 16, channelsOut: 16, pointsIn: 8, pointsOut: 12)
         let shared = LORSAShared(queryDim: 16, groups: 2, operators: ops)
