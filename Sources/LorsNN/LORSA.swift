@@ -83,7 +83,7 @@ public final class LORSAShared: Module {
 /// - materialised: build `L·Z·R` (K·rows·r·(r + cols)) and add it (K·rows·cols), then apply once;
 /// - factored: `((X·L)·Z)·R` or `L·(Z·(R·X))`: K·n·r·(rows + r + cols), plus the shared apply.
 /// The materialised path is chosen iff K·rows·(r·(r + cols) + cols) ≤ K·n·r·(rows + r + cols)
-/// (AdaMixer-LORS ACM, rows = cols = 128, r = 16, n = P_in = 64: 2.47 M vs 1.11 M → factored);
+/// (AdaMixer-LORS ACM, rows = cols = 128, r = 16, K = 1, n = P_in = 64: 311 k vs 279 k → factored);
 /// the backward pass costs about twice the same terms. `evaluation` overrides the choice.
 public final class LORSALayer: Module {
     public typealias Evaluation = LORSTLayer.Evaluation

@@ -267,7 +267,7 @@ final class LORSATests: XCTestCase {
     }
 
     func testAutomaticPathChoice() {
-        // AdaMixer-LORS ACM: rows = cols = 128, r = 16, P_in = 64 → factored (2.47 M vs 1.11 M multiply-adds).
+        // AdaMixer-LORS ACM: rows = cols = 128, r = 16, P_in = 64 → factored (311 k vs 279 k multiply-adds per query and group).
         let ops = AdaptiveOperatorSpec.adaMixer(channelsIn: 128, channelsOut: 128, pointsIn: 64, pointsOut: 128)
         let layer = LORSALayer(shared: LORSAShared(queryDim: 8, groups: 1, operators: ops), rank: 16, kernelGroups: 1)
         XCTAssertEqual(layer.materializedCost(ops[0], free: 64), 128 * (16 * 144 + 128))
