@@ -33,7 +33,7 @@ let package = Package(
         // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
         // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
-        .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative"]),
+        .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
         .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed"]),
         // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
@@ -56,7 +56,8 @@ let package = Package(
         .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
-        .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsTensor", "LorsTestSupport"]),
+        .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
+                                                                "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport"]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsTestSupport"]),

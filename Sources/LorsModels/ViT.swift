@@ -32,6 +32,14 @@ public struct ViTConfiguration: Sendable {
 /// makes `Linear`s; the LORS builder makes LORST layers that share weights across blocks.
 public protocol BlockLinearFactory {
     func makeLinear(layer: Int, role: String, inFeatures: Int, outFeatures: Int, bias: Bool) -> Module & TensorMap
+    /// Modules owned by the factory rather than by one block (LORS shared weights), registered on the
+    /// model as `lors` before `blocks` so shared tensors get their canonical names (`lors.qkv.weight`).
+    /// Read after every block was built.
+    var extraModules: Module? { get }
+}
+
+public extension BlockLinearFactory {
+    var extraModules: Module? { nil }
 }
 
 /// Plain DeiT linears: weights truncated-normal σ=0.02, biases zero (timm's `_init_weights`).
@@ -120,6 +128,7 @@ public final class VisionTransformer: Module {
         proj.register("bias", patchBias, .uniform(bound: 1 / Float(patchFan).squareRoot()))
         register("cls_token", clsToken, .truncatedNormal(std: 0.02))
         register("pos_embed", posEmbed, .truncatedNormal(std: 0.02))
+        if let extra = linears.extraModules { child("lors", extra) }
         child("blocks", blockList)
         for (i, b) in blocks.enumerated() { blockList.child("\(i)", b) }
         child("norm", norm)

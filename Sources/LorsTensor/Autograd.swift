@@ -37,6 +37,19 @@ public final class Tape: @unchecked Sendable {
     /// Drops every recorded op (e.g. after an evaluation forward).
     public func reset() { nodes.removeAll(keepingCapacity: true) }
 
+    /// How many recorded ops use each leaf that requires gradients (a shared LORS weight used by
+    /// every layer counts once per layer). The distributed reducer's dry run uses it to find the
+    /// parameters whose gradients become final only at the end of backward.
+    public func leafUseCounts() -> [ObjectIdentifier: Int] {
+        var counts: [ObjectIdentifier: Int] = [:]
+        for case let node? in nodes {
+            for input in node.inputs where input.requiresGrad && !input.hasGradFn {
+                counts[ObjectIdentifier(input), default: 0] += 1
+            }
+        }
+        return counts
+    }
+
     /// Records `output = op(inputs)` if any input requires gradients; returns `output`.
     @discardableResult
     public func record(_ op: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
@@ -69,12 +82,7 @@ public final class Tape: @unchecked Sendable {
         root.pendingGrad = g
 
         // Count how many recorded uses each leaf has, so its hook fires after the last one.
-        var remaining: [ObjectIdentifier: Int] = [:]
-        for case let node? in nodes {
-            for input in node.inputs where input.requiresGrad && !input.hasGradFn {
-                remaining[ObjectIdentifier(input), default: 0] += 1
-            }
-        }
+        var remaining = leafUseCounts()
 
         let previous = isRecording
         isRecording = false

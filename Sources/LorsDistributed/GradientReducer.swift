@@ -1,0 +1,246 @@
+import LorsOptim
+import LorsTensor
+
+/// Sums the gradients of every unique trainable parameter across ranks, bucket by bucket, while
+/// backward is still running (PyTorch DDP's reducer, made aware of shared LORS weights).
+///
+/// Layout. All gradients live in one flat float buffer (`flatGradients`); each parameter's `.grad`
+/// is a view into it (`Tensor(storage:shape:offset:)`), so the tape's in-place accumulation writes
+/// straight into the bucket. The order is the same on every rank: parameters in *reverse*
+/// registration order (backward produces gradients roughly in that order), except that parameters
+/// used more than once in a forward (every shared LORS weight) come last, in their own bucket(s).
+/// Consecutive parameters are grouped into buckets of at most `bucketCapBytes` (a larger parameter
+/// gets a bucket of its own).
+///
+/// Launch. `beginBackward(synchronize: true)` installs each parameter's `gradientFinalHook`; the tape
+/// fires it once per backward, after the parameter's *last* use has been back-propagated, so a
+/// shared weight is final only after every layer contributed. A bucket is ready when all its
+/// parameters are final; ready buckets are started (non-blocking all-reduce) strictly in bucket
+/// order, so every rank issues the same collectives in the same order whatever order the hooks
+/// fire in. Every hook also tests the outstanding requests (drives MPI progress). `finish()`
+/// starts what never became ready (parameters not used by this forward keep zero gradients and
+/// are still reduced) and waits for everything. Each gradient is therefore reduced exactly once
+/// per step.
+///
+/// Numerics (INTERFACES.md): each rank's loss is the sum of its per-sample losses divided by the
+/// GLOBAL batch size, and gradients are summed across ranks without any further division.
+///
+/// Gradient accumulation over micro-batches: call `beginBackward(synchronize: false)` before every
+/// backward but the last (no hooks, gradients accumulate locally in the buckets), and
+/// `beginBackward(synchronize: true)` before the last, then `finish()`.
+public final class GradientReducer {
+    /// A contiguous range of `flatGradients` reduced by one collective.
+    public struct Bucket: Sendable {
+        /// Position in launch order.
+        public let index: Int
+        /// Indices into `parameters` (flat order).
+        public let parameterIndices: [Int]
+        /// Elements of `flatGradients` this bucket covers.
+        public let range: Range<Int>
+        /// Whether it holds parameters used more than once per forward (shared weights).
+        public let holdsSharedParameters: Bool
+    }
+
+    /// Test-only launch schedules (`@testable`): `.prematureShared` starts the shared-weight
+    /// buckets together with the first bucket that becomes ready, i.e. before the shared weight's
+    /// last contribution — the bug a non-sharing-aware reducer has. Tests must catch it.
+    enum LaunchPolicy {
+        case whenFinal
+        case prematureShared
+    }
+
+    /// The communicator gradients are summed over.
+    public let communicator: Communicator
+    /// Unique trainable parameters in flat (reduction) order.
+    public let parameters: [Tensor]
+    /// Their names, same order.
+    public let names: [String]
+    /// Buckets in launch order.
+    public let buckets: [Bucket]
+    /// All gradients, `[total elements]`, in flat order.
+    public let flatGradients: Tensor
+    /// Offset of each parameter's gradient in `flatGradients`, same order as `parameters`.
+    public let offsets: [Int]
+    /// Bucket of each parameter, same order as `parameters`.
+    public let bucketOfParameter: [Int]
+    /// Whether each parameter was marked as used more than once, same order as `parameters`.
+    public let isShared: [Bool]
+
+    var launchPolicy: LaunchPolicy = .whenFinal
+    private var synchronizing = false
+    private var pending: [Int] = []
+    private var ready: [Bool] = []
+    private var started: [Bool] = []
+    private var nextInOrder = 0
+    private var requests: [CommunicationRequest?] = []
+    private var hookError: Error?
+
+    /// - Parameters:
+    ///   - parameters: (name, tensor) of the trainable parameters in registration order, e.g.
+    ///     `model.namedParameters().filter { $0.1.requiresGrad }`; a tensor listed twice is kept once.
+    ///   - communicator: where gradients are summed.
+    ///   - bucketCapBytes: maximum bucket size (25 MiB as in DDP).
+    ///   - sharedParameters: tensors used more than once per forward (see
+    ///     `parametersUsedMoreThanOnce(_:forward:)`); they go to the last bucket(s). Marking is for
+    ///     overlap only: correctness comes from the final hooks either way.
+    public init(parameters: [(String, Tensor)], communicator: Communicator, bucketCapBytes: Int = 25 << 20,
+                sharedParameters: [Tensor] = []) {
+        precondition(bucketCapBytes >= 4, "bucket cap \(bucketCapBytes) bytes is below one float")
+        var seen = Set<ObjectIdentifier>()
+        let unique = parameters.filter { seen.insert(ObjectIdentifier($0.1)).inserted }
+        let sharedIDs = Set(sharedParameters.map(ObjectIdentifier.init))
+        let reversed = Array(unique.reversed())
+        let ordered = reversed.filter { !sharedIDs.contains(ObjectIdentifier($0.1)) }
+            + reversed.filter { sharedIDs.contains(ObjectIdentifier($0.1)) }
+        self.communicator = communicator
+        self.parameters = ordered.map(\.1)
+        self.names = ordered.map(\.0)
+        let shared = ordered.map { sharedIDs.contains(ObjectIdentifier($0.1)) }
+        self.isShared = shared
+
+        let capElements = bucketCapBytes / MemoryLayout<Float>.stride
+        var offsets: [Int] = [], bucketOf: [Int] = [], buckets: [Bucket] = []
+        var offset = 0, bucketStart = 0, members: [Int] = []
+        func close() {
+            guard !members.isEmpty else { return }
+            buckets.append(Bucket(index: buckets.count, parameterIndices: members, range: bucketStart..<offset,
+                                  holdsSharedParameters: shared[members[0]]))
+            members = []
+            bucketStart = offset
+        }
+        for (i, p) in ordered.map(\.1).enumerated() {
+            let startsShared = i > 0 && shared[i] && !shared[i - 1]
+            if !members.isEmpty && (offset - bucketStart + p.count > capElements || startsShared) { close() }
+            offsets.append(offset)
+            bucketOf.append(buckets.count)
+            members.append(i)
+            offset += p.count
+        }
+        close()
+        self.offsets = offsets
+        self.bucketOfParameter = bucketOf
+        self.buckets = buckets
+        flatGradients = Tensor.zeros([offset])
+        for (i, p) in self.parameters.enumerated() {
+            let view = gradientView(i)
+            if let g = p.grad { view.assign(g) }
+            p.grad = view
+        }
+        requests = Array(repeating: nil, count: buckets.count)
+    }
+
+    /// Total number of gradient elements (each shared tensor once).
+    public var elementCount: Int { flatGradients.count }
+
+    private func gradientView(_ i: Int) -> Tensor {
+        Tensor(storage: flatGradients.storage, shape: parameters[i].shape, offset: flatGradients.offset + offsets[i])
+    }
+
+    /// Re-attaches gradient views where someone replaced or dropped `.grad` (e.g. `zeroGrad(setToNone: true)`).
+    public func attachGradientViews() {
+        for (i, p) in parameters.enumerated() {
+            if let g = p.grad, g.storage === flatGradients.storage, g.offset == flatGradients.offset + offsets[i] { continue }
+            let view = gradientView(i)
+            if let g = p.grad { view.assign(g) } else { view.fill(0) }
+            p.grad = view
+        }
+    }
+
+    /// Zeros every gradient (the whole flat buffer) before a new step's first backward.
+    public func zeroGradients() {
+        attachGradientViews()
+        flatGradients.fill(0)
+    }
+
+    /// Arms (or, with `synchronize: false`, disarms) the reduction for the next backward.
+    public func beginBackward(synchronize: Bool = true) {
+        attachGradientViews()
+        precondition(!requests.contains { $0 != nil }, "GradientReducer.beginBackward while buckets are in flight: call finish() first")
+        synchronizing = synchronize
+        hookError = nil
+        nextInOrder = 0
+        pending = buckets.map { $0.parameterIndices.count }
+        ready = Array(repeating: false, count: buckets.count)
+        started = Array(repeating: false, count: buckets.count)
+        for (i, p) in parameters.enumerated() {
+            if synchronize {
+                let bucket = bucketOfParameter[i]
+                p.gradientFinalHook = { [unowned self] _ in self.parameterFinal(bucket: bucket) }
+            } else {
+                p.gradientFinalHook = nil
+            }
+        }
+    }
+
+    private func parameterFinal(bucket: Int) {
+        guard synchronizing, hookError == nil else { return }
+        pending[bucket] -= 1
+        if pending[bucket] == 0 { ready[bucket] = true }
+        do {
+            try launchReadyBuckets()
+            try driveProgress()
+        } catch {
+            hookError = error
+        }
+    }
+
+    private func launchReadyBuckets() throws {
+        while nextInOrder < buckets.count && ready[nextInOrder] {
+            if launchPolicy == .prematureShared {
+                for b in buckets.indices where buckets[b].holdsSharedParameters && !started[b] { try start(b) }
+            }
+            if !started[nextInOrder] { try start(nextInOrder) }
+            nextInOrder += 1
+        }
+    }
+
+    private func start(_ b: Int) throws {
+        started[b] = true
+        let range = buckets[b].range
+        let buffer = UnsafeMutableBufferPointer(start: flatGradients.pointer + range.lowerBound, count: range.count)
+        requests[b] = try communicator.startAllReduceSum(buffer)
+    }
+
+    /// Tests outstanding requests (MPI makes progress on non-blocking collectives inside MPI calls).
+    private func driveProgress() throws {
+        for b in requests.indices {
+            if let r = requests[b], try r.test() { requests[b] = nil }
+        }
+    }
+
+    /// Starts every bucket not started yet (in order) and waits for all; afterwards every rank holds
+    /// the same summed gradients. Rethrows an error raised inside a hook.
+    public func finish() throws {
+        defer {
+            synchronizing = false
+            for p in parameters { p.gradientFinalHook = nil }
+        }
+        if let hookError { throw hookError }
+        guard synchronizing else { return }
+        for b in buckets.indices where !started[b] { try start(b) }
+        nextInOrder = buckets.count
+        for b in requests.indices {
+            try requests[b]?.wait()
+            requests[b] = nil
+        }
+    }
+
+    /// Clips the reduced gradients by their global L2 norm (`LorsOptim.clipGradientNorm`) over the
+    /// unique parameters in flat order; every rank holds the same reduced gradients, so every rank
+    /// computes the same norm bit for bit. Returns the norm before clipping.
+    @discardableResult
+    public func clipGradientNorm(maxNorm: Double) -> Double {
+        LorsOptim.clipGradientNorm(parameters: parameters, maxNorm: maxNorm)
+    }
+
+    /// Runs `forward` with the tape recording and returns the parameters (in `parameters`' order)
+    /// that it used more than once — the shared weights — then clears the tape (a dry run).
+    public static func parametersUsedMoreThanOnce(_ parameters: [Tensor], forward: () throws -> Void) rethrows -> [Tensor] {
+        Tape.shared.reset()
+        defer { Tape.shared.reset() }
+        try forward()
+        let uses = Tape.shared.leafUseCounts()
+        var seen = Set<ObjectIdentifier>()
+        return parameters.filter { seen.insert(ObjectIdentifier($0)).inserted && (uses[ObjectIdentifier($0)] ?? 0) > 1 }
+    }
+}

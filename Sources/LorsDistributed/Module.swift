@@ -1,1 +1,0 @@
-// LorsDistributed module

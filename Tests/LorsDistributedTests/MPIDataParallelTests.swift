@@ -1,0 +1,59 @@
+import Foundation
+import LorsNative
+import LorsTensor
+import XCTest
+@testable import LorsDistributed
+
+/// The MPI reducer against the simulated world of the same size and a single rank. Runs only with
+/// `LORS_EXPECT_RANKS` set, under `mpirun -np N` (see cluster/test.sh), and fails unless MPI has N ranks:
+///
+///     LORS_EXPECT_RANKS=3 mpirun --allow-run-as-root --oversubscribe -np 3 \
+///         .build/debug/lorsPackageTests.xctest LorsDistributedTests.MPIDataParallelTests
+///
+/// Every rank runs every collective even after a failed assertion.
+final class MPIDataParallelTests: XCTestCase {
+    private var communicator: MPICommunicator!
+
+    override func setUpWithError() throws {
+        guard let text = ProcessInfo.processInfo.environment["LORS_EXPECT_RANKS"] else {
+            throw XCTSkip("multi-rank MPI test: run under mpirun with LORS_EXPECT_RANKS=N (bash cluster/test.sh)")
+        }
+        guard let expected = Int(text), expected >= 1 else {
+            throw DistributedError.usage("LORS_EXPECT_RANKS must be a positive integer, got '\(text)'")
+        }
+        communicator = try MPICommunicator()
+        guard communicator.size == expected else {
+            throw DistributedError.usage("LORS_EXPECT_RANKS=\(expected) but MPI_COMM_WORLD has \(communicator.size) rank(s)")
+        }
+    }
+
+    private func check(_ options: RunOptions, tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
+        let mpi = try trainRun(communicator, options)
+        // Same bits on every rank.
+        let named = mpi.parameters.keys.sorted().map { ($0, Tensor(mpi.parameters[$0]!, shape: [mpi.parameters[$0]!.count])) }
+        XCTAssertNoThrow(try ReplicaSynchronization.verifyIdentical(named, communicator: communicator), file: file, line: line)
+        let simulated = try SimulatedWorld(size: communicator.size).run { try trainRun($0, options) }[0]
+        let single = try trainRun(LocalCommunicator(), options)
+        for (name, reference) in [("simulated world", simulated), ("single rank", single)] {
+            let (g, gName) = worstDifference(reference.firstGradients, mpi.firstGradients)
+            XCTAssertLessThanOrEqual(g, tolerance, "rank \(communicator.rank): gradient '\(gName)' vs \(name)", file: file, line: line)
+            let (p, pName) = worstDifference(reference.parameters, mpi.parameters)
+            XCTAssertLessThanOrEqual(p, tolerance, "rank \(communicator.rank): parameter '\(pName)' vs \(name)", file: file, line: line)
+        }
+        try communicator.barrier()
+    }
+
+    func testReducedGradientsAndParametersEqualSimulationAndSingleRank() throws {
+        var options = RunOptions()
+        options.clip = 0.05
+        try check(options)
+    }
+
+    func testZeroOneAdamWEqualsSimulationAndSingleRank() throws {
+        var options = RunOptions()
+        options.zero = true
+        options.adamw = true
+        options.microBatches = 2
+        try check(options)
+    }
+}
