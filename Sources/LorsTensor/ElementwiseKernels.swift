@@ -43,10 +43,10 @@ public protocol ElementwiseKernels {
 }
 
 /// tanh-free exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's default).
-@inline(__always) func geluForward(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
+@inline(__always) func geluForward(_ x: Float) -> Float { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
 @inline(__always) func geluDerivative(_ x: Float) -> Float {
-    let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
-    let pdf = expf(-0.5 * x * x) * 0.3989422804014327
+    let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))
+    let pdf = fastExp(-0.5 * x * x) * 0.3989422804014327
     return cdf + x * pdf
 }
 
@@ -93,13 +93,13 @@ extension CPUBackend: ElementwiseKernels {
         parallelFor(count, grain: 16_384) { s, e in
             switch op {
             case .neg: for i in s..<e { out[i] = -x[i] }
-            case .exp: for i in s..<e { out[i] = expf(x[i]) }
+            case .exp: for i in s..<e { out[i] = fastExp(x[i]) }
             case .log: for i in s..<e { out[i] = logf(x[i]) }
             case .sqrt: for i in s..<e { out[i] = x[i].squareRoot() }
             case .abs: for i in s..<e { out[i] = Swift.abs(x[i]) }
             case .relu: for i in s..<e { out[i] = x[i] > 0 ? x[i] : 0 }
             case .gelu: for i in s..<e { out[i] = geluForward(x[i]) }
-            case .sigmoid: for i in s..<e { out[i] = 1 / (1 + expf(-x[i])) }
+            case .sigmoid: for i in s..<e { out[i] = 1 / (1 + fastExp(-x[i])) }
             case .tanh: for i in s..<e { out[i] = tanhf(x[i]) }
             case .square: for i in s..<e { out[i] = x[i] * x[i] }
             case .reciprocal: for i in s..<e { out[i] = 1 / x[i] }

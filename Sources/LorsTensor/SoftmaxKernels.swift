@@ -18,7 +18,7 @@ extension CPUBackend: SoftmaxKernels {
                 for j in 0..<n { m = Swift.max(m, x[base + j * inner]) }
                 if m == -.infinity { m = 0 }
                 var sum: Float = 0
-                for j in 0..<n { let v = expf(x[base + j * inner] - m); out[base + j * inner] = v; sum += v }
+                for j in 0..<n { let v = fastExp(x[base + j * inner] - m); out[base + j * inner] = v; sum += v }
                 if log {
                     let ls = logf(sum) + m
                     for j in 0..<n { out[base + j * inner] = x[base + j * inner] - ls }
@@ -39,7 +39,7 @@ extension CPUBackend: SoftmaxKernels {
                 if log {
                     var sum: Float = 0
                     for j in 0..<n { sum += g[base + j * inner] }
-                    for j in 0..<n { let k = base + j * inner; gradIn[k] = g[k] - expf(y[k]) * sum }
+                    for j in 0..<n { let k = base + j * inner; gradIn[k] = g[k] - fastExp(y[k]) * sum }
                 } else {
                     var dot: Float = 0
                     for j in 0..<n { let k = base + j * inner; dot += g[k] * y[k] }

@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 import LorsTensor
 import LorsTestSupport
 
@@ -130,5 +131,29 @@ final class CoreOpsTests: XCTestCase {
         let kept = full.filter { $0 != 0 }.count
         XCTAssertTrue(kept > 40 && kept < 88, "dropout kept \(kept) of 128")
         XCTAssertTrue(full.allSatisfy { $0 == 0 || $0 == 2 })
+    }
+}
+
+final class FastMathTests: XCTestCase {
+    func testFastExpAndErfAccuracy() {
+        var worstExp: Float = 0, worstErf: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let ref = expf(x)
+            worstExp = max(worstExp, abs(fastExp(x) - ref) / ref)
+            x += 0.0137
+        }
+        x = -6
+        while x < 6 {
+            worstErf = max(worstErf, abs(fastErf(x) - erff(x)))
+            x += 0.0011
+        }
+        XCTAssertLessThan(worstExp, 3e-7, "fastExp relative error")
+        // A&S 7.1.26 is 1.5e-7 in exact arithmetic; float32 evaluation of the polynomial adds a few ulp.
+        XCTAssertLessThan(worstErf, 5e-7, "fastErf absolute error")
+        XCTAssertEqual(fastExp(-100), 0)
+        XCTAssertEqual(fastExp(-.infinity), 0)
+        XCTAssertEqual(fastExp(100), .infinity)
+        XCTAssertEqual(fastExp(0), 1)
     }
 }
