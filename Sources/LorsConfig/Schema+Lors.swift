@@ -69,6 +69,17 @@ extension ConfigSchema {
                 .int("in_points", 32, .positive, doc: "Sampling points per group (P_in)."),
                 .int("out_points", 128, .positive, doc: "Mixer output points (P_out)."),
                 .int("num_classes", 80, .positive, doc: "Object classes."),
+                .section("lors", doc: "LORS in the decoder's mixing (FactorizedAdaptiveMixing): LORSA for the ACM/ASM "
+                            + "weights M and S, LORST for W_o. The official setting also uses sampling_groups 2, in_points 64.", [
+                    .bool("enabled", false, doc: "Replace each stage's mixing with one shared + per-stage private module."),
+                    .int("lorsa_rank", 16, .positive, doc: "LORSA rank r of one group (M and S)."),
+                    .intList("lorsa_groups", [1, 1, 2, 2, 3, 3], .positive, doc: "LORSA groups K_i per stage (one entry per stage)."),
+                    .int("lorst_rank", 8, .positive, doc: "LORST rank r of W_o."),
+                    .intList("lorst_groups", [1, 1, 1, 1, 1, 1], .positive,
+                             doc: "LORST groups per stage; a stage's private W_o factors have rank groups × lorst_rank."),
+                    .choice("shared_init", "official", ["official", "paper"],
+                            doc: "Shared M/S generator init: official = zero weight, default bias; paper = Kaiming (PyTorch Linear default)."),
+                ]),
             ]),
         ])
     }
@@ -182,6 +193,30 @@ extension ConfigSchema {
                 guard !config.stringList("model.lors.targets").isEmpty else {
                     throw ConfigError(.inconsistent(keys: ["model.lors.enabled", "model.lors.targets"],
                                                     detail: "LORS is enabled but targets is empty"))
+                }
+            },
+            ConfigRule("adamixer: content_dim divisible by 4, num_heads and sampling_groups") { config in
+                guard config.string("model.type") == "adamixer" else { return }
+                let width = config.int("model.adamixer.content_dim")
+                for key in ["model.adamixer.num_heads", "model.adamixer.sampling_groups"] where width % config.int(key) != 0 {
+                    throw ConfigError(.inconsistent(keys: ["model.adamixer.content_dim", key],
+                                                    detail: "content_dim \(width) is not a multiple of \(key) \(config.int(key))"))
+                }
+                guard width % 4 == 0 else {
+                    throw ConfigError(.inconsistent(keys: ["model.adamixer.content_dim"],
+                                                    detail: "content_dim \(width) is not a multiple of 4 (positional code per box coordinate)"))
+                }
+            },
+            ConfigRule("adamixer + lors: one group count per stage") { config in
+                guard config.string("model.type") == "adamixer", config.bool("model.adamixer.lors.enabled") else { return }
+                let stages = config.int("model.adamixer.num_stages")
+                for key in ["model.adamixer.lors.lorsa_groups", "model.adamixer.lors.lorst_groups"] {
+                    let count = config.intList(key).count
+                    guard count == stages else {
+                        throw ConfigError(.inconsistent(
+                            keys: [key, "model.adamixer.num_stages"],
+                            detail: "\(key) has \(count) entries but model.adamixer.num_stages is \(stages) (one entry per stage)"))
+                    }
                 }
             },
             ConfigRule("step schedule: increasing milestones") { config in

@@ -19,6 +19,9 @@ public enum Initializer: Sendable {
     case xavierUniform(fanIn: Int, fanOut: Int)
     /// PyTorch's `kaiming_uniform_(a:)`: bound √(6 / ((1 + a²) · fanIn)).
     case kaimingUniform(fanIn: Int, a: Float)
+    /// Values computed by a closure from the element count and the parameter's key (structured
+    /// initialisations such as AdaMixer's sampling-offset grid or its whole-image proposal boxes).
+    case custom(@Sendable (_ count: Int, _ key: RandomKey) -> [Float])
 
     /// Values for `count` elements drawn with `key`.
     public func values(count: Int, key: RandomKey) -> [Float] {
@@ -44,6 +47,10 @@ public enum Initializer: Sendable {
         case .kaimingUniform(let fi, let a):
             let b = (6 / ((1 + a * a) * Float(fi))).squareRoot()
             return key.uniforms(count, low: -b, high: b)
+        case .custom(let make):
+            let out = make(count, key)
+            precondition(out.count == count, "custom initializer returned \(out.count) values for \(count) elements")
+            return out
         }
     }
 }

@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+import LorsConfig
+import LorsTraining
+
+/// `lors params` counts for the shipped configs and the LORS_SPEC §4 ablation settings (exact integers where the spec
+/// gives them, otherwise the spec's value in millions to the printed 0.01M).
+final class ParamsTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func report(_ config: String, _ overrides: [String] = []) throws -> ParameterReport {
+        let path = ParamsTests.root.appendingPathComponent("configs/\(config).yaml").path
+        return ParameterReport(config: try ConfigLoader(schema: .lors).load(file: path, overrides: overrides))
+    }
+
+    func millions(_ n: Int) -> Double { (Double(n) / 1e4).rounded() / 100 }
+
+    func testVanillaR50() throws {
+        let r = try report("adamixer_r50_1x_coco")
+        XCTAssertEqual(r.components, ["backbone": 23_508_032, "neck": 984_576, "query": 26_000, "decoder": 110_272_296])
+        XCTAssertEqual(r.total, 134_790_904)
+        XCTAssertEqual(millions(r.total), 134.79)
+        // frozen_stages=1: stem (9,536) and layer1 (215,808) are not trainable.
+        XCTAssertEqual(r.trainable, 134_790_904 - 225_344)
+        XCTAssertEqual(r.json, "{\"total\": 134790904, \"trainable\": 134565560, \"components\": "
+                       + "{\"backbone\": 23508032, \"neck\": 984576, \"query\": 26000, \"decoder\": 110272296}}")
+    }
+
+    func testLORSR50() throws {
+        let r = try report("adamixer_r50_lors_1x_coco")
+        XCTAssertEqual(r.components["decoder"], 9_407_784 + 25_940_480)
+        XCTAssertEqual(millions(r.components["decoder"]!), 35.35)
+        XCTAssertEqual(r.total, 59_866_872)
+        XCTAssertEqual(millions(r.total), 59.87)
+        let shared = r.rows.first { $0.group.hasPrefix("mixing.shared") }?.count
+        XCTAssertEqual(shared, 12_632_064 + 8_388_608)
+    }
+
+    func testR101LORS300Queries() throws {
+        let r = try report("adamixer_r101_lors_300q_3x_coco")
+        XCTAssertEqual(r.components["query"], 300 * (4 + 256))
+        XCTAssertEqual(r.components["backbone"], 42_500_160)
+        XCTAssertEqual(r.total, 78_911_000)
+        XCTAssertEqual(millions(r.total), 78.91)
+    }
+
+    func testVanillaVariants() throws {
+        XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.sampling_groups=2", "model.adamixer.in_points=64"])
+            .components["decoder"]!), 135.54)
+        XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.num_queries=300"]).total), 134.84)
+        XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.num_queries=300", "model.adamixer.backbone=resnet101"])
+            .total), 153.84)
+    }
+
+    func lorsDecoder(_ overrides: [String]) throws -> Double {
+        millions(try report("adamixer_r50_lors_1x_coco", overrides).components["decoder"]!)
+    }
+
+    func testTable6LORSARanksAndGroups() throws {
+        XCTAssertEqual(try lorsDecoder(["model.adamixer.lors.lorsa_groups=[1,1,1,1,1,1]", "model.adamixer.lors.lorsa_rank=8"]), 32.46)
+        XCTAssertEqual(try lorsDecoder(["model.adamixer.lors.lorsa_groups=[1,1,1,1,1,1]"]), 33.68)
+        XCTAssertEqual(try lorsDecoder(["model.adamixer.lors.lorsa_groups=[2,2,2,2,2,2]"]), 35.35)
+        XCTAssertEqual(try lorsDecoder([]), 35.35)
+        XCTAssertEqual(try lorsDecoder(["model.adamixer.lors.lorsa_groups=[1,1,1,1,1,1]", "model.adamixer.lors.lorsa_rank=32"]), 38.51)
+    }
+
+    func testTable7LORSTRanks() throws {
+        for (rank, expected) in [(2, 34.16), (4, 34.56), (8, 35.35), (16, 36.93), (32, 40.10)] {
+            XCTAssertEqual(try lorsDecoder(["model.adamixer.lors.lorst_rank=\(rank)"]), expected, "LORST r=\(rank)")
+        }
+    }
+
+    func testTable8NumberOfStages() throws {
+        for (stages, groups, expected) in [(3, [1, 2, 3], 28.18), (6, [1, 1, 2, 2, 3, 3], 35.35),
+                                           (9, [1, 1, 1, 2, 2, 2, 3, 3, 3], 42.51), (12, [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], 49.68)] {
+            let lorsa = "[" + groups.map(String.init).joined(separator: ",") + "]"
+            let lorst = "[" + [String](repeating: "1", count: stages).joined(separator: ",") + "]"
+            XCTAssertEqual(try lorsDecoder(["model.adamixer.num_stages=\(stages)", "model.adamixer.lors.lorsa_groups=\(lorsa)",
+                                            "model.adamixer.lors.lorst_groups=\(lorst)"]), expected, "N=\(stages)")
+        }
+    }
+
+    func testMismatchedGroupListIsAConfigError() throws {
+        XCTAssertThrowsError(try report("adamixer_r50_lors_1x_coco", ["model.adamixer.num_stages=3"])) { error in
+            XCTAssertTrue("\(error)".contains("model.adamixer.lors.lorsa_groups"), "\(error)")
+        }
+    }
+
+    func testViTComponents() throws {
+        let config = try ConfigLoader(schema: .lors).load(yaml: "model: {type: vit}")
+        let r = ParameterReport(config: config)
+        // DeiT-Tiny on 32×32, patch 4: embed = 192·48 + 192 + 192 + 65·192; head = LN 384 + 192·100 + 100.
+        XCTAssertEqual(r.components["embed"], 192 * 48 + 192 + 192 + 65 * 192)
+        XCTAssertEqual(r.components["encoder"], 5_338_368)
+        XCTAssertEqual(r.components["head"], 384 + 19_300)
+        XCTAssertEqual(r.total, r.components.values.reduce(0, +))
+    }
+}
