@@ -23,8 +23,23 @@ public enum ModelBuilder {
         return v
     }
 
-    /// Builds the ViT classifier of `c` with uninitialised parameters (call `initializeParameters`).
+    /// LORST settings from `model.lors.*`, or nil when `model.lors.enabled` is false.
+    public static func lorsViTConfiguration(_ c: Config) -> LORSViTConfiguration? {
+        guard c.bool("model.lors.enabled") else { return nil }
+        var l = LORSViTConfiguration()
+        l.rank = c.int("model.lors.rank")
+        l.attentionGroups = c.intList("model.lors.attn_groups")
+        l.feedForwardGroups = c.intList("model.lors.ffn_groups")
+        l.targets = Set(c.stringList("model.lors.targets"))
+        return l
+    }
+
+    /// Builds the ViT classifier of `c` (LORS when `model.lors.enabled`) with uninitialised
+    /// parameters (call `initializeParameters`).
     public static func vit(_ c: Config) -> VisionTransformer {
-        VisionTransformer(vitConfiguration(c))
+        if let lors = lorsViTConfiguration(c) {
+            return VisionTransformer(vitConfiguration(c), linears: LORSLinearFactory(lors))
+        }
+        return VisionTransformer(vitConfiguration(c))
     }
 }

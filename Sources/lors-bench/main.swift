@@ -64,7 +64,7 @@ struct SgemmBench: ParsableCommand {
 /// One full training step (forward, backward, AdamW) of a benchmark model.
 struct StepBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "step", abstract: "Time full training steps (forward, backward, AdamW).")
-    @Option(help: "Model: vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes).")
+    @Option(help: "Model: vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes) or vit-tiny-lors (the same with LORST).")
     var model: String = "vit-tiny"
     @Option(help: "Batch size.") var batch: Int = 64
     @Option(help: "Timed steps (after 2 warm-up steps).") var steps: Int = 10
@@ -109,13 +109,17 @@ struct StepBench: ParsableCommand {
 
 /// Benchmark models by name.
 enum BenchModels {
-    static let names = ["vit-tiny"]
+    static let names = ["vit-tiny", "vit-tiny-lors"]
 
     static func make(_ name: String) -> (VisionTransformer, ViTConfiguration)? {
         switch name {
         case "vit-tiny":
             let c = ViTConfiguration.tiny
             return (VisionTransformer(c), c)
+        case "vit-tiny-lors":
+            // DeiT-Tiny LORS (LORS_SPEC §5): LORST on qkv/proj/fc1/fc2, r = 32, default group lists.
+            let c = ViTConfiguration.tiny
+            return (VisionTransformer(c, linears: LORSLinearFactory(LORSViTConfiguration())), c)
         default: return nil
         }
     }
