@@ -8,6 +8,12 @@ public struct ConfigDifference: Equatable, Sendable, CustomStringConvertible {
     /// The current value (nil: key absent now).
     public var current: String?
 
+    public init(key: String, stored: String?, current: String?) {
+        self.key = key
+        self.stored = stored
+        self.current = current
+    }
+
     public var description: String { "\(key): checkpoint \(stored ?? "<absent>"), now \(current ?? "<absent>")" }
 }
 
