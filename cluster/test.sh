@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Each runs with LORS_EXPECT_RANKS=RANKS, so it fails unless it really gets RANKS ranks.
 MPI_TESTS=(
     "2 NativeTests.MPIMultiRankTests"
+    "2 LorsCheckpointTests.CheckpointMPITests"
 )
 MPI_TEST_TIMEOUT_SECONDS=${MPI_TEST_TIMEOUT_SECONDS:-600}
 
