@@ -15,6 +15,7 @@ MPI_TESTS=(
     "2 NativeTests.MPIMultiRankTests"
     "2 LorsDistributedTests.MPIDataParallelTests"
     "3 LorsDistributedTests.MPIDataParallelTests"
+    "2 LorsCheckpointTests.CheckpointMPITests"
 )
 MPI_TEST_TIMEOUT_SECONDS=${MPI_TEST_TIMEOUT_SECONDS:-600}
 

@@ -1,0 +1,267 @@
+import Foundation
+import LorsNative
+import LorsNN
+import LorsOptim
+import LorsTensor
+
+/// One dataset of a checkpoint as listed in its manifest.
+public struct CheckpointDatasetInfo: Equatable, Sendable {
+    /// Absolute path inside the file (`/model/head.weight`).
+    public var path: String
+    /// Full logical shape.
+    public var shape: [Int]
+    /// Element count.
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Reads a checkpoint written by `CheckpointWriter`, serially or collectively on any number of ranks.
+///
+/// Opening checks the file is a complete LORS checkpoint (`/meta` with `format_version` ≤ the current one and
+/// `complete = 1`) and reads the metadata and manifest. Whole-dataset reads verify the dataset's CRC-32;
+/// `verify()` checks every dataset (split across ranks in parallel mode).
+///
+/// In parallel mode (`comm` given) every method is collective: all ranks call it in the same order; the `range:` of
+/// `read` may differ per rank, so a rank can read any part of any tensor (ZeRO-1 state re-partitioned for M ranks).
+public final class CheckpointReader {
+    /// The file's path.
+    public let path: String
+    /// The communicator in parallel mode.
+    public let comm: MPIComm?
+    /// The run state from `/meta`.
+    public let metadata: CheckpointMetadata
+    /// The optimizer's hyper-parameters from `/optimizer`, if stored.
+    public let optimizerMetadata: OptimizerMetadata?
+    /// Every dataset the writer wrote, in write order.
+    public let datasets: [CheckpointDatasetInfo]
+    let file: HDF5File
+    private let collective: Collective
+
+    /// Opens `path` read-only (collectively when `comm` is given).
+    public init(path: String, comm: MPIComm? = nil) throws {
+        self.path = path
+        self.comm = comm
+        self.collective = Collective(comm: comm)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CheckpointError.io(path: path, operation: "open", detail: "no such file")
+        }
+        do {
+            file = try HDF5File(path: path, mode: .readOnly, comm: comm)
+        } catch {
+            throw classifyOpenError(error, file: path)
+        }
+        do {
+            let meta = CheckpointLayout.metaGroup
+            guard try file.exists(meta), try file.hasAttribute("format_version", on: meta) else {
+                throw CheckpointError.notACheckpoint(file: path, detail: "no /meta group with a format_version attribute")
+            }
+            let version = try file.int64Attribute("format_version", of: meta)
+            guard version >= 1, version <= CheckpointLayout.formatVersion else {
+                throw CheckpointError.notACheckpoint(file: path, detail: "format_version \(version) is not supported (this build reads 1...\(CheckpointLayout.formatVersion))")
+            }
+            guard try file.hasAttribute("complete", on: meta), try file.int64Attribute("complete", of: meta) == 1 else {
+                throw CheckpointError.truncated(file: path, detail: "the write did not finish (no complete=1 on /meta)")
+            }
+            metadata = try CheckpointMetadata.read(from: file)
+            optimizerMetadata = try OptimizerMetadata.read(from: file)
+            let manifest = try file.stringAttribute("datasets", of: meta)
+            datasets = manifest.split(separator: "\n").map { line in
+                let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+                let shape = parts.count > 1 ? parts[1].split(separator: ",").compactMap { Int($0) } : []
+                return CheckpointDatasetInfo(path: String(parts[0]), shape: shape)
+            }
+            let expectedCount = try file.int64Attribute("dataset_count", of: meta)
+            guard expectedCount == datasets.count else {
+                throw CheckpointError.notACheckpoint(file: path, detail: "manifest lists \(datasets.count) datasets, dataset_count says \(expectedCount)")
+            }
+        } catch {
+            try? file.close()
+            if let native = error as? NativeError { throw CheckpointError.native(file: path, error: native) }
+            throw error
+        }
+    }
+
+    deinit { try? file.close() }
+
+    /// Closes the file (collective in parallel mode).
+    public func close() throws {
+        do { try file.close() } catch { throw wrapped(error) }
+    }
+
+    /// The manifest entry for `datasetPath`, if listed.
+    public func info(_ datasetPath: String) -> CheckpointDatasetInfo? { datasets.first { $0.path == datasetPath } }
+
+    /// Whether a dataset exists in the file.
+    public func contains(_ datasetPath: String) throws -> Bool {
+        do { return try file.exists(datasetPath) } catch { throw wrapped(error) }
+    }
+
+    /// The stored shape of a dataset; `missingDataset` if absent.
+    public func shape(of datasetPath: String) throws -> [Int] {
+        try requireDataset(datasetPath)
+        do { return try file.shape(of: datasetPath) } catch { throw wrapped(error) }
+    }
+
+    /// The stored CRC-32 of a dataset.
+    public func storedChecksum(_ datasetPath: String) throws -> UInt32 {
+        do {
+            guard try file.hasAttribute(CheckpointLayout.checksumAttribute, on: datasetPath) else {
+                throw CheckpointError.missingChecksum(file: path, dataset: datasetPath)
+            }
+            return UInt32(truncatingIfNeeded: try file.int64Attribute(CheckpointLayout.checksumAttribute, of: datasetPath))
+        } catch { throw wrapped(error) }
+    }
+
+    /// Reads a whole dataset (checksum verified) or the flat row-major elements `range` of it (not verified: call
+    /// `verify()` once to check the file). Collective in parallel mode; each rank may pass its own range.
+    public func read(_ datasetPath: String, range: Range<Int>? = nil) throws -> [Float] {
+        try requireDataset(datasetPath)
+        let values: [Float]
+        do { values = try file.readFloats(datasetPath, range: range) } catch { throw wrapped(error) }
+        if range == nil {
+            let stored = try storedChecksum(datasetPath)
+            let computed = CRC32.checksum(values)
+            guard stored == computed else {
+                throw CheckpointError.checksumMismatch(file: path, dataset: datasetPath, stored: stored, computed: computed)
+            }
+        }
+        return values
+    }
+
+    /// Reads a whole dataset after checking it has `expectedShape` (`shapeMismatch` naming both shapes otherwise).
+    public func read(_ datasetPath: String, expectedShape: [Int]) throws -> [Float] {
+        let found = try shape(of: datasetPath)
+        guard found == expectedShape else {
+            throw CheckpointError.shapeMismatch(file: path, dataset: datasetPath, expected: expectedShape, found: found)
+        }
+        return try read(datasetPath)
+    }
+
+    /// Checks that every dataset of the manifest exists with its listed shape and matches its checksum; throws the
+    /// first problem. In parallel mode the datasets are split across the ranks and the outcome is shared.
+    public func verify() throws {
+        let problems = try verificationProblems()
+        if let first = problems.first { throw first }
+    }
+
+    /// Every problem `verify()` would report, in manifest order.
+    public func verificationProblems() throws -> [CheckpointError] {
+        let rank = collective.rank, size = collective.size
+        var structural: [CheckpointError?] = []
+        for info in datasets {
+            do {
+                try requireDataset(info.path)
+                let found = try file.shape(of: info.path)
+                if found != info.shape {
+                    structural.append(.shapeMismatch(file: path, dataset: info.path, expected: info.shape, found: found))
+                } else if !(try file.hasAttribute(CheckpointLayout.checksumAttribute, on: info.path)) {
+                    structural.append(.missingChecksum(file: path, dataset: info.path))
+                } else {
+                    structural.append(nil)
+                }
+            } catch let error as CheckpointError {
+                structural.append(error)
+            } catch {
+                throw wrapped(error)
+            }
+        }
+        // Computed checksums: dataset i is read by rank i % size (collective reads, other ranks read nothing).
+        var computed = [Int64](repeating: 0, count: datasets.count)
+        for (index, info) in datasets.enumerated() where structural[index] == nil {
+            let mine = index % size == rank
+            do {
+                let values = try file.readFloats(info.path, range: mine ? nil : 0..<0)
+                if mine { computed[index] = Int64(CRC32.checksum(values)) }
+            } catch {
+                throw wrapped(error)
+            }
+        }
+        try collective.sum(&computed)
+        var problems: [CheckpointError] = []
+        for (index, info) in datasets.enumerated() {
+            if let problem = structural[index] { problems.append(problem); continue }
+            let stored = try storedChecksum(info.path)
+            let crc = UInt32(truncatingIfNeeded: computed[index])
+            if stored != crc { problems.append(.checksumMismatch(file: path, dataset: info.path, stored: stored, computed: crc)) }
+        }
+        return problems
+    }
+
+    // MARK: - Model and optimizer
+
+    /// Loads every parameter and buffer of `model` from `/model` and `/buffers`. All tensors are read, checked
+    /// (presence, shape, checksum) before any is assigned, so a failed load leaves the model unchanged. `strict`:
+    /// datasets under `/model` that the model lacks are an error too.
+    public func loadModel(into model: Module, strict: Bool = true) throws {
+        var pending: [(Tensor, [Float])] = []
+        for (name, tensor) in model.namedParameters() {
+            pending.append((tensor, try read(CheckpointLayout.modelPath(name), expectedShape: tensor.shape)))
+        }
+        var bufferNames = Set<String>()
+        for (name, tensor) in model.namedBuffers() where bufferNames.insert(name).inserted {
+            pending.append((tensor, try read(CheckpointLayout.bufferPath(name), expectedShape: tensor.shape)))
+        }
+        if strict {
+            let known = Set(model.namedParameters().map { CheckpointLayout.modelPath($0.0) })
+            let extra = datasets.map(\.path).filter { $0.hasPrefix(CheckpointLayout.modelGroup + "/") && !known.contains($0) }
+            if !extra.isEmpty { throw CheckpointError.unexpectedDatasets(file: path, datasets: extra) }
+        }
+        for (tensor, values) in pending { tensor.assign(Tensor(values, shape: tensor.shape)) }
+    }
+
+    /// The datasets under `/optimizer` as (dotted parameter name or nil for the global step, state name).
+    public var optimizerDatasets: [(parameter: String?, state: String, info: CheckpointDatasetInfo)] {
+        let prefix = CheckpointLayout.optimizerGroup + "/"
+        return datasets.compactMap { info in
+            guard info.path.hasPrefix(prefix) else { return nil }
+            let rest = String(info.path.dropFirst(prefix.count))
+            guard let slash = rest.lastIndex(of: "/") else { return (nil, rest, info) }
+            return (String(rest[..<slash]), String(rest[rest.index(after: slash)...]), info)
+        }
+    }
+
+    /// Loads the whole optimizer state (every tensor read whole and verified) into `optimizer`, whose parameters
+    /// belong to `model`. The optimizer's own checks (unknown or missing keys, shapes) surface as
+    /// `optimizerState`, shape differences of known parameters as `shapeMismatch` naming the dataset.
+    public func loadOptimizer(_ optimizer: Optimizer, model: Module) throws {
+        let mapping = OptimizerKeyMapping(optimizer: optimizer, model: model)
+        let parametersByKey = Dictionary(optimizer.parameters.enumerated().map { index, p in
+            (p.name.isEmpty ? "param.\(index)" : p.name, p) }, uniquingKeysWith: { first, _ in first })
+        var state: [String: Tensor] = [:]
+        for (parameter, stateName, info) in optimizerDatasets {
+            let key: String
+            var expected = info.shape
+            if let parameter {
+                let prefix = mapping.keyByDottedName[parameter] ?? parameter
+                key = prefix + "/" + stateName
+                if let p = parametersByKey[prefix], stateName != "step" { expected = p.shape }
+            } else {
+                key = stateName
+            }
+            state[key] = Tensor(try read(info.path, expectedShape: expected), shape: expected)
+        }
+        do {
+            try optimizer.loadStateDictionary(state)
+        } catch {
+            throw CheckpointError.optimizerState(file: path, detail: "\(error)")
+        }
+    }
+
+    // MARK: - Internals
+
+    func requireDataset(_ datasetPath: String) throws {
+        let exists: Bool
+        do { exists = try file.exists(datasetPath) } catch { throw wrapped(error) }
+        guard exists else { throw CheckpointError.missingDataset(file: path, dataset: datasetPath) }
+    }
+
+    func wrapped(_ error: Error) -> Error {
+        if let native = error as? NativeError {
+            let message = native.message.lowercased()
+            if message.contains("truncated") || message.contains("addr overflow") || message.contains("eof") {
+                return CheckpointError.truncated(file: path, detail: native.description)
+            }
+            return CheckpointError.native(file: path, error: native)
+        }
+        return error
+    }
+}
