@@ -1,6 +1,24 @@
 // swift-tools-version:5.10
 // lors: LORS (Low-rank Residual Structure) training on MPI clusters, OpenBLAS CPU backend.
 import PackageDescription
+import Foundation
+
+/// Kernels are compiled for the build machine's vector ISA, as HPC codes built with -march=native
+/// are: AVX2+FMA ("haswell") when /proc/cpuinfo has them, otherwise the portable x86-64 baseline.
+/// Set LORS_TARGET_CPU=generic (or a CPU name such as skylake-avx512) to override, e.g. when the
+/// build node differs from the compute nodes.
+let targetCPU: String? = {
+    if let forced = ProcessInfo.processInfo.environment["LORS_TARGET_CPU"] { return forced == "generic" ? nil : forced }
+    #if arch(x86_64)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+    let set = Set(flags.split(separator: " "))
+    return ["avx2", "fma", "f16c", "bmi2"].allSatisfy { set.contains(Substring($0)) } ? "haswell" : nil
+    #else
+    return nil
+    #endif
+}()
+let kernelSettings: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 
 let package = Package(
     name: "lors",
@@ -21,7 +39,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Tensors, autograd, kernels behind the backend seam, counter-based RNG.
-        .target(name: "LorsTensor", dependencies: ["CBLAS"]),
+        .target(name: "LorsTensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         // NN modules (Linear, LayerNorm, attention, ...) with named parameters.
         .target(name: "LorsNN", dependencies: ["LorsTensor"]),
         // Models: ViT/DeiT and the AdaMixer detector, vanilla and LORS.

@@ -44,6 +44,11 @@ public protocol ElementwiseKernels {
 
 /// tanh-free exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's default).
 @inline(__always) func geluForward(_ x: Float) -> Float { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
+@inline(__always) func geluForward(_ x: SIMD8<Float>) -> SIMD8<Float> { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
+@inline(__always) func geluDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))
+    return cdf + x * (fastExp(-0.5 * x * x) * 0.3989422804014327)
+}
 @inline(__always) func geluDerivative(_ x: Float) -> Float {
     let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))
     let pdf = fastExp(-0.5 * x * x) * 0.3989422804014327
@@ -93,13 +98,13 @@ extension CPUBackend: ElementwiseKernels {
         parallelFor(count, grain: 16_384) { s, e in
             switch op {
             case .neg: for i in s..<e { out[i] = -x[i] }
-            case .exp: for i in s..<e { out[i] = fastExp(x[i]) }
+            case .exp: mapSIMD8(x, out, s, e, { fastExp($0) }, { fastExp($0) })
             case .log: for i in s..<e { out[i] = logf(x[i]) }
             case .sqrt: for i in s..<e { out[i] = x[i].squareRoot() }
             case .abs: for i in s..<e { out[i] = Swift.abs(x[i]) }
             case .relu: for i in s..<e { out[i] = x[i] > 0 ? x[i] : 0 }
-            case .gelu: for i in s..<e { out[i] = geluForward(x[i]) }
-            case .sigmoid: for i in s..<e { out[i] = 1 / (1 + fastExp(-x[i])) }
+            case .gelu: mapSIMD8(x, out, s, e, { geluForward($0) }, { geluForward($0) })
+            case .sigmoid: mapSIMD8(x, out, s, e, { 1 / (1 + fastExp(-$0)) }, { 1 / (1 + fastExp(-$0)) })
             case .tanh: for i in s..<e { out[i] = tanhf(x[i]) }
             case .square: for i in s..<e { out[i] = x[i] * x[i] }
             case .reciprocal: for i in s..<e { out[i] = 1 / x[i] }
@@ -117,7 +122,7 @@ extension CPUBackend: ElementwiseKernels {
             case .sqrt: for i in s..<e { gradIn[i] = g[i] * 0.5 / y[i] }
             case .abs: for i in s..<e { gradIn[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0) }
             case .relu: for i in s..<e { gradIn[i] = x[i] > 0 ? g[i] : 0 }
-            case .gelu: for i in s..<e { gradIn[i] = g[i] * geluDerivative(x[i]) }
+            case .gelu: mapSIMD8(x, g, gradIn, s, e, { $1 * geluDerivative($0) }, { $1 * geluDerivative($0) })
             case .sigmoid: for i in s..<e { gradIn[i] = g[i] * y[i] * (1 - y[i]) }
             case .tanh: for i in s..<e { gradIn[i] = g[i] * (1 - y[i] * y[i]) }
             case .square: for i in s..<e { gradIn[i] = g[i] * 2 * x[i] }

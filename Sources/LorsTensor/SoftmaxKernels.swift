@@ -12,6 +12,10 @@ extension CPUBackend: SoftmaxKernels {
     public func softmax(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>, log: Bool) {
         parallelRows(outer * inner, rowCost: n * 4) { s, e in
             for r in s..<e {
+                if inner == 1 && !log {
+                    softmaxRow(x + r * n, out + r * n, n)
+                    continue
+                }
                 let o = r / inner, i = r % inner
                 let base = o * n * inner + i
                 var m = -Float.infinity
@@ -48,4 +52,34 @@ extension CPUBackend: SoftmaxKernels {
             }
         }
     }
+}
+
+/// Softmax of one contiguous row with 8-lane SIMD (max, exp-and-sum, scale).
+@inline(__always)
+private func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+    let rawX = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
+    var m = -Float.infinity
+    var vm = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n {
+        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        vm = vm.replacing(with: v, where: v .> vm)
+        i += 8
+    }
+    m = vm.max()
+    while i < n { m = Swift.max(m, x[i]); i += 1 }
+    if m == -.infinity { m = 0 }
+    let vmax = SIMD8<Float>(repeating: m)
+    var vsum = SIMD8<Float>(repeating: 0)
+    i = 0
+    while i + 8 <= n {
+        let v = fastExp(rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - vmax)
+        rawOut.storeBytes(of: v, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        vsum += v
+        i += 8
+    }
+    var sum = vsum.sum()
+    while i < n { let v = fastExp(x[i] - m); out[i] = v; sum += v; i += 1 }
+    let inv = 1 / sum
+    for j in 0..<n { out[j] *= inv }
 }
