@@ -42,8 +42,9 @@ public struct ImageDataset: Sendable {
         return copy
     }
 
-    /// A deterministic, learnable synthetic set for tests and smoke runs: class `k` is a bright
-    /// horizontal band at row offset proportional to `k` plus counter-based noise.
+    /// A deterministic, learnable synthetic set for tests and smoke runs: class `k` has bright
+    /// rows where `row % classes == k` (stripes repeating in every patch, so the class is visible
+    /// to patch content without learned positions) plus counter-based noise.
     public static func synthetic(name: String = "synthetic", count: Int, channels: Int, size: Int, classes: Int,
                                  seed: UInt64) -> ImageDataset {
         var pixels = [UInt8](repeating: 0, count: count * channels * size * size)
@@ -53,13 +54,11 @@ public struct ImageDataset: Sendable {
             labels[i] = Int32(label)
             let key = RandomKeyShim.key(seed: seed, purpose: "synthetic." + name, index: i)
             let noise = key.uniforms(channels * size * size)
-            let band = (label * size) / classes
-            let bandHeight = max(1, size / classes)
             for c in 0..<channels {
                 for y in 0..<size {
                     for x in 0..<size {
                         let j = (c * size + y) * size + x
-                        let on = y >= band && y < band + bandHeight
+                        let on = y % classes == label
                         let value = (on ? 180 : 40) + noise[j] * 60
                         pixels[i * channels * size * size + j] = UInt8(min(255, value))
                     }
