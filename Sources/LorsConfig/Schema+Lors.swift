@@ -15,7 +15,7 @@ extension ConfigSchema {
             modelSection, dataSection, trainSection, optimizerSection, lrScheduleSection,
             .section("eval", [
                 .int("interval_epochs", 1, .positive, doc: "Evaluate every this many epochs (and at the end)."),
-                .int("batch_size", 500, .positive, doc: "GLOBAL evaluation batch (no gradients)."),
+                .int("test_batch_size", 500, .positive, doc: "GLOBAL evaluation batch (no gradients)."),
             ]),
             .section("log", [
                 .bool("tensorboard", true, doc: "Write TensorBoard event files to WORK_DIR/tb/."),

@@ -141,7 +141,7 @@ public enum TrainingSetup {
         s.labelSmoothing = Float(c.double("data.augmentation.label_smoothing"))
         s.seed = UInt64(c.int("seed"))
         s.evalIntervalEpochs = c.int("eval.interval_epochs")
-        s.evalBatchSize = c.int("eval.batch_size")
+        s.evalBatchSize = c.int("eval.test_batch_size")
         return s
     }
 }

@@ -29,7 +29,7 @@ final class EndToEndTests: XCTestCase {
         train: {batch_size: 16, epochs: 3, log_interval: 1, grad_clip: 1.0}
         optimizer: {lr: 0.003, no_decay_on: [norm, bias, cls_token, pos_embed]}
         lr_schedule: {policy: cosine, warmup_iters: 2}
-        eval: {batch_size: 16}
+        eval: {test_batch_size: 16}
         log: {console: false}
         """
 
