@@ -47,6 +47,10 @@ public final class TrainingRun {
         let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: seed)
         let settings = TrainingSetup.settings(config)
         let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
+        if config.bool("model.lors.enabled") {
+            log.info("warning: model.lors.enabled is true, but ModelBuilder does not build LORS layers yet; "
+                + "training the vanilla ViT")
+        }
         let model = ModelBuilder.vit(config)
         model.initializeParameters(seed: seed)
         TrainingSetup.nameParameters(model)
