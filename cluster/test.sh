@@ -4,7 +4,8 @@
 # 1. installs missing native dependencies (cluster/setup.sh --deps-only),
 # 2. builds the tests,
 # 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
-# 4. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# 4. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
+# 5. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -60,10 +61,30 @@ else
     echo "test.sh: ${#mpi_failures[@]} mpirun test run(s) FAILED: ${mpi_failures[*]}; now swift test" >&2
 fi
 
+# A tiny `lors train` (synthetic data through configs/fmnist_vit.yaml) whose TensorBoard files are read back by
+# TensorBoard's own reader (scripts/check_tensorboard.py); a failure here fails the script.
+tensorboard_status=0
+if ! python3 -c "import tensorboard" >/dev/null 2>&1; then
+    echo "test.sh: installing tensorboard (pip, quiet)"
+    python3 -m pip install --quiet --disable-pip-version-check tensorboard >/dev/null 2>&1 || true
+fi
+tb_work_dir="$(mktemp -d)"
+echo "test.sh: tiny lors train into $tb_work_dir, then scripts/check_tensorboard.py"
+if "$(swift build --show-bin-path)/lors" train configs/fmnist_vit.yaml --work-dir "$tb_work_dir" --threads 2 \
+        --set data.dataset=synthetic --set data.max_train_samples=128 --set data.max_test_samples=64 \
+        --set train.batch_size=32 --set train.max_steps=4 --set train.log_interval=1 --set log.console=false \
+    && python3 scripts/check_tensorboard.py "$tb_work_dir" --expect-steps 4; then
+    echo "test.sh: PASSED tiny train + TensorBoard check"
+else
+    tensorboard_status=$?
+    echo "test.sh: FAILED tiny train + TensorBoard check (exit status $tensorboard_status; work dir $tb_work_dir)" >&2
+fi
+[ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
+
 swift_test_status=0
 swift test --skip-build || swift_test_status=$?
 
-if [ "${#mpi_failures[@]}" -ne 0 ]; then
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"

@@ -7,7 +7,7 @@ public struct LorsCommand: ParsableCommand {
         commandName: "lors",
         abstract: "Train and inspect LORS (low-rank residual structure) models on CPUs and MPI clusters.",
         discussion: "Configs are YAML files (configs/*.yaml) with _base_ inheritance; --set a.b.c=value overrides any key.",
-        subcommands: [ConfigCommand.self, ParamsCommand.self])
+        subcommands: [TrainCommand.self, ParamsCommand.self, ConfigCommand.self])
 
     public init() {}
 }

@@ -15,6 +15,11 @@ extension ConfigSchema {
             modelSection, dataSection, trainSection, optimizerSection, lrScheduleSection,
             .section("eval", [
                 .int("interval_epochs", 1, .positive, doc: "Evaluate every this many epochs (and at the end)."),
+                .int("test_batch_size", 500, .positive, doc: "GLOBAL evaluation batch (no gradients)."),
+            ]),
+            .section("log", [
+                .bool("tensorboard", true, doc: "Write TensorBoard event files to WORK_DIR/tb/."),
+                .bool("console", true, doc: "Print progress lines on rank 0 (log.txt is always written)."),
             ]),
             .section("checkpoint", [
                 .int("interval_steps", 0, .nonNegative,
@@ -90,6 +95,13 @@ extension ConfigSchema {
                     doc: "Which dataset to read."),
             .string("root", "/usr/share/datasets/fashion-mnist", doc: "Dataset directory."),
             .int("num_workers", 0, .nonNegative, doc: "Loader threads per rank; 0 = load on the training thread."),
+            .doubleList("mean", [], .any, doc: "Per-channel mean of pixel/255 (one value or one per channel); "
+                            + "empty = the dataset's statistics."),
+            .doubleList("std", [], .greaterThan(0), doc: "Per-channel std of pixel/255; empty = the dataset's statistics."),
+            .int("max_train_samples", 0, .nonNegative,
+                 doc: "Use only the first N training samples (0 = all; synthetic: its size, 0 = 1024)."),
+            .int("max_test_samples", 0, .nonNegative,
+                 doc: "Use only the first N test samples (0 = all; synthetic: its size, 0 = 256)."),
             .section("augmentation", [
                 .bool("random_flip", false, doc: "Random horizontal flip."),
                 .int("random_crop_padding", 0, .nonNegative, doc: "Pad by this many pixels, then random crop; 0 = off."),
@@ -143,6 +155,8 @@ extension ConfigSchema {
             .int("warmup_epochs", 0, .nonNegative,
                  doc: "If > 0, warmup length in epochs (converted to iterations; takes precedence over warmup_iters)."),
             .double("min_lr_ratio", 0.01, .closed(0, 1), doc: "cosine: final LR = min_lr_ratio × base LR."),
+            .choice("cosine_by", "iteration", ["iteration", "epoch"],
+                    doc: "cosine: progress per iteration (mmcv by_epoch=False) or per epoch (mmcv by_epoch=True)."),
         ])
     }
 
@@ -217,6 +231,21 @@ extension ConfigSchema {
                             keys: [key, "model.adamixer.num_stages"],
                             detail: "\(key) has \(count) entries but model.adamixer.num_stages is \(stages) (one entry per stage)"))
                     }
+                }
+            },
+            ConfigRule("train: batch_size divisible by accumulation_steps") { config in
+                let batch = config.int("train.batch_size"), steps = config.int("train.accumulation_steps")
+                guard batch % steps == 0 else {
+                    throw ConfigError(.inconsistent(
+                        keys: ["train.batch_size", "train.accumulation_steps"],
+                        detail: "batch_size \(batch) is not a multiple of accumulation_steps \(steps)"))
+                }
+            },
+            ConfigRule("data: mean and std have the same length") { config in
+                let mean = config.doubleList("data.mean"), std = config.doubleList("data.std")
+                guard mean.count == std.count else {
+                    throw ConfigError(.inconsistent(keys: ["data.mean", "data.std"],
+                                                    detail: "data.mean has \(mean.count) values but data.std has \(std.count)"))
                 }
             },
             ConfigRule("step schedule: increasing milestones") { config in

@@ -1,0 +1,33 @@
+/// Errors that stop a training run; each names the keys, numbers or file involved.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// The global batch does not split evenly over ranks × accumulation steps.
+    case batchNotDivisible(batchSize: Int, ranks: Int, accumulationSteps: Int)
+    /// Fewer training samples than one global batch.
+    case datasetTooSmall(dataset: String, samples: Int, batchSize: Int)
+    /// Model and data disagree (`key` is the model key, `detail` the two values).
+    case modelDataMismatch(key: String, detail: String)
+    /// `model.type` or `data.dataset` that `lors train` cannot train as an image classifier.
+    case unsupported(key: String, value: String)
+    /// The loss became NaN or infinite.
+    case nonFiniteLoss(step: Int, loss: Double)
+    /// A work-dir file could not be written.
+    case cannotWrite(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case let .batchNotDivisible(batch, ranks, accumulation):
+            return "train.batch_size \(batch) is not divisible by \(ranks) rank(s) × train.accumulation_steps \(accumulation) "
+                + "(each rank processes batch_size / ranks samples per step, in accumulation_steps micro-batches)"
+        case let .datasetTooSmall(dataset, samples, batch):
+            return "dataset \(dataset) has \(samples) training samples, fewer than train.batch_size \(batch)"
+        case let .modelDataMismatch(key, detail):
+            return "\(key) does not match the data: \(detail)"
+        case let .unsupported(key, value):
+            return "\(key): '\(value)' is not supported by lors train (image classification)"
+        case let .nonFiniteLoss(step, loss):
+            return "loss became \(loss) at step \(step); lower optimizer.lr or set train.grad_clip"
+        case let .cannotWrite(path, detail):
+            return "cannot write \(path): \(detail)"
+        }
+    }
+}

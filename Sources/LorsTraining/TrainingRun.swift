@@ -1,0 +1,68 @@
+import Foundation
+import LorsConfig
+import LorsData
+import LorsNN
+import LorsTensor
+
+/// A whole `lors train` run: work dir, logs, data, model, optimizer, schedule, standard hooks.
+///
+/// Integration points: `communicator` (LorsDistributed's adapter; world size 1 by default),
+/// `extraHooks` (checkpoint, signal, debug hooks run after the standard ones, so they see the
+/// evaluation results), and `ModelBuilder` (which picks vanilla or LORS from `model.lors`).
+/// A resume sets `trainer.state.step` (and loads model/optimizer state) before `trainer.run()`.
+public final class TrainingRun {
+    public let config: Config
+    public let workDirectory: String
+    public let trainer: Trainer
+
+    public init(config: Config, workDirectory: String, communicator: any TrainingCommunicator = SingleProcessCommunicator(),
+                extraHooks: [any TrainingHook] = []) throws {
+        self.config = config
+        self.workDirectory = workDirectory
+        let isMain = communicator.rank == 0
+        if isMain {
+            do {
+                try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw TrainingError.cannotWrite(path: workDirectory, detail: "\(error)")
+            }
+        }
+        let log = try RunLog(path: isMain ? (workDirectory as NSString).appendingPathComponent("log.txt") : nil,
+                             console: config.bool("log.console"), enabled: isMain)
+        if isMain {
+            let yaml = config.yaml(header: ["resolved from \(config.sourceFile)"])
+            let path = (workDirectory as NSString).appendingPathComponent("config.yaml")
+            do { try yaml.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                throw TrainingError.cannotWrite(path: path, detail: "\(error)")
+            }
+        }
+        log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.worldSize))")
+
+        let (trainSet, testSet) = try TrainingSetup.datasets(config)
+        let normalization = try TrainingSetup.normalization(config, channels: trainSet.channels)
+        let seed = UInt64(config.int("seed"))
+        let trainData = BatchAssembler(dataset: trainSet, normalization: normalization,
+                                       augmentation: TrainingSetup.augmentation(config), mixing: TrainingSetup.mixing(config),
+                                       seed: seed)
+        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: seed)
+        let settings = TrainingSetup.settings(config)
+        let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
+        let model = ModelBuilder.vit(config)
+        model.initializeParameters(seed: seed)
+        TrainingSetup.nameParameters(model)
+        let optimizer = TrainingSetup.optimizer(config, model: model)
+        let schedule = TrainingSetup.schedule(config, iterationsPerEpoch: iterations)
+
+        var hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: settings.evalIntervalEpochs)]
+        let metrics = isMain ? try MetricsWriter(path: (workDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let tensorBoard = isMain && config.bool("log.tensorboard")
+            ? try TensorBoardWriter(directory: (workDirectory as NSString).appendingPathComponent("tb")) : nil
+        hooks.append(LoggerHook(interval: config.int("train.log_interval"), metrics: metrics, tensorBoard: tensorBoard))
+        hooks += extraHooks
+        trainer = try Trainer(model: model, optimizer: optimizer, schedule: schedule, trainData: trainData, testData: testData,
+                              settings: settings, communicator: communicator, hooks: hooks, log: log)
+    }
+
+    /// Runs the loop to the end of the schedule or `train.max_steps`.
+    public func run() throws { try trainer.run() }
+}
