@@ -83,7 +83,9 @@ struct StepBench: ParsableCommand {
         let labels = (0..<batch).map { Int32($0 % config.numClasses) }
         let optimizer = AdamW(parameters: network.trainableParameters, learningRate: 1e-4, weightDecay: 0.05)
         var times: [Double] = []
+        var freshBefore = 0
         for i in 0..<(steps + 2) {
+            if i == 2 { freshBefore = Backends.current.memoryStatistics.freshAllocations }
             let t = seconds {
                 let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
                 let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(batch)))
@@ -99,6 +101,9 @@ struct StepBench: ParsableCommand {
             "model": model, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
             "median_ms": med * 1000, "min_ms": (times.min() ?? 0) * 1000, "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
             "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": network.parameterCount,
+            // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
+            // activation, gradient and workspace reused cached memory.
+            "fresh_allocations_steady": Backends.current.memoryStatistics.freshAllocations - freshBefore,
         ]
         if json { print(renderJSON(result)) } else {
             print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
