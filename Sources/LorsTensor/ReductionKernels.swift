@@ -18,21 +18,11 @@ extension CPUBackend: ReductionKernels {
     public func reduceSum(x: UnsafePointer<Float>, outer: Int, n: Int, inner: Int, out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if inner == 1 && outer == 1 {
             // Whole-vector sum: fixed blocks, combined in order (deterministic for any thread count).
-            let block = 8192
-            let blocks = (n + block - 1) / block
-            var partial = [Double](repeating: 0, count: max(blocks, 1))
-            partial.withUnsafeMutableBufferPointer { pp in
-                let p = pp.baseAddress!
-                parallelFor(blocks, grain: 4) { s, e in
-                    for bI in s..<e {
-                        var acc: Float = 0
-                        let lo = bI * block, hi = Swift.min(n, lo + block)
-                        for j in lo..<hi { acc += x[j] }
-                        p[bI] = Double(acc)
-                    }
-                }
-            }
-            let total = Float(partial.reduce(0, +))
+            let total = Float(fixedBlockSum(count: n) { lo, hi in
+                var acc: Float = 0
+                for j in lo..<hi { acc += x[j] }
+                return Double(acc)
+            })
             out[0] = accumulate ? out[0] + total : total
             return
         }
@@ -89,20 +79,25 @@ extension CPUBackend: ReductionKernels {
     }
 
     public func sumOfSquares(x: UnsafePointer<Float>, count: Int) -> Double {
-        let block = 8192
-        let blocks = (count + block - 1) / block
-        var partial = [Double](repeating: 0, count: max(blocks, 1))
-        partial.withUnsafeMutableBufferPointer { pp in
-            let p = pp.baseAddress!
-            parallelFor(blocks, grain: 4) { s, e in
-                for bI in s..<e {
-                    var acc: Double = 0
-                    let lo = bI * block, hi = Swift.min(count, lo + block)
-                    for j in lo..<hi { let v = Double(x[j]); acc += v * v }
-                    p[bI] = acc
-                }
-            }
+        fixedBlockSum(count: count) { lo, hi in
+            var acc: Double = 0
+            for j in lo..<hi { let v = Double(x[j]); acc += v * v }
+            return acc
         }
-        return partial.reduce(0, +)
     }
+}
+
+/// Σ over fixed 8192-element blocks of `block(lo, hi)`, blocks computed in parallel and combined in
+/// block order: the result does not depend on the thread count.
+private func fixedBlockSum(count: Int, _ block: (Int, Int) -> Double) -> Double {
+    let size = 8192
+    let blocks = (count + size - 1) / size
+    var partial = [Double](repeating: 0, count: Swift.max(blocks, 1))
+    partial.withUnsafeMutableBufferPointer { pp in
+        let p = pp.baseAddress!
+        parallelFor(blocks, grain: 4) { s, e in
+            for b in s..<e { p[b] = block(b * size, Swift.min(count, (b + 1) * size)) }
+        }
+    }
+    return partial.reduce(0, +)
 }
