@@ -76,7 +76,8 @@ public final class LORSAShared: Module {
 /// Parameters (per operator `o`): `o.L` `[G·K, rows, r]`, `o.R` `[G·K, r, cols]` (index g·K + k), and
 /// `core_generator` = `Linear(d_q → n_ops·G·K·r²)` whose output per query is `[n_ops, G·K, r, r]`
 /// (operator-major, as the official `[2, G·K, r, r]`); the shared generator is referenced as
-/// `shared.generator.weight` / `.bias`. K = 0 leaves only the shared part.
+/// `shared.generator.weight` / `.bias`. K = 0 leaves only the shared part. (`ParameterNames.adaMixer` names them
+/// `m_left`, `m_right`, `generator`, as the AdaMixer detector's fixtures and checkpoints.)
 ///
 /// Evaluation of one operator on X for one query and group, with n the free dimension of X
 /// (P for `.right`, C for `.left`); multiply-adds, the shared apply (n·rows·cols) common to both:

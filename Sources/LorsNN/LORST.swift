@@ -36,8 +36,8 @@ public final class LORSTShared: Module {
 /// B zeros (so every layer starts as exactly W_sh); bias zeros. The shared weight is initialised by
 /// its owner `LORSTShared`, not by this layer.
 ///
-/// Parameters: `A`, `B`, `bias`, and the shared tensor registered as `shared.weight` (a reference; the
-/// first registration reached — the owner's — names it in a model).
+/// Parameters: `A`, `B`, `bias` (each after `namePrefix`), and the shared tensor registered as `shared.weight`
+/// (a reference; the first registration reached — the owner's — names it in a model).
 ///
 /// Evaluation, for n = rows of x (product of the leading dimensions), R = K·r, in/out features
 /// (multiply-adds of the forward pass; the backward pass costs about twice the same terms):
