@@ -83,7 +83,7 @@ extension ConfigSchema {
                     .intList("lorst_groups", [1, 1, 1, 1, 1, 1], .positive,
                              doc: "LORST groups per stage; a stage's private W_o factors have rank groups × lorst_rank."),
                     .choice("shared_init", "official", ["official", "paper"],
-                            doc: "Shared M/S generator init: official = zero weight, default bias; paper = Kaiming (PyTorch Linear default)."),
+                            doc: "Shared M/S generator init: official = zero weight, default bias; paper = Kaiming-uniform weight (a = 0, fan_in C), default bias."),
                 ]),
             ]),
         ])

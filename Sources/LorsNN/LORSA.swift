@@ -76,7 +76,8 @@ public final class LORSAShared: Module {
 /// Parameters (per operator `o`): `o.L` `[G·K, rows, r]`, `o.R` `[G·K, r, cols]` (index g·K + k), and
 /// `core_generator` = `Linear(d_q → n_ops·G·K·r²)` whose output per query is `[n_ops, G·K, r, r]`
 /// (operator-major, as the official `[2, G·K, r, r]`); the shared generator is referenced as
-/// `shared.generator.weight` / `.bias`. K = 0 leaves only the shared part.
+/// `shared.generator.weight` / `.bias`. K = 0 leaves only the shared part. (`ParameterNames.adaMixer` names them
+/// `m_left`, `m_right`, `generator`, as the AdaMixer detector's fixtures and checkpoints.)
 ///
 /// Evaluation of one operator on X for one query and group, with n the free dimension of X
 /// (P for `.right`, C for `.left`); multiply-adds, the shared apply (n·rows·cols) common to both:
@@ -103,7 +104,27 @@ public final class LORSALayer: Module {
     public var operators: [AdaptiveOperatorSpec] { shared.operators }
     public var groups: Int { shared.groups }
 
-    public init(shared: LORSAShared, rank: Int, kernelGroups: Int) {
+    /// Parameter names of a layer's own tensors. `generic`: `m.L`, `m.R`, `core_generator.*`; the AdaMixer
+    /// detector keeps the names of its fixtures and checkpoints: `m_left`, `m_right`, `generator.*`.
+    public struct ParameterNames: Sendable, Equatable {
+        /// Appended to the operator name for L and R (`m` + `.L`).
+        public var leftSuffix: String
+        public var rightSuffix: String
+        /// Child name of the core generator.
+        public var coreGenerator: String
+
+        public init(leftSuffix: String, rightSuffix: String, coreGenerator: String) {
+            self.leftSuffix = leftSuffix
+            self.rightSuffix = rightSuffix
+            self.coreGenerator = coreGenerator
+        }
+
+        public static let generic = ParameterNames(leftSuffix: ".L", rightSuffix: ".R", coreGenerator: "core_generator")
+        /// The AdaMixer `FactorizedAdaptiveMixing` stage layout (`private.i.m_left`, `private.i.generator.weight`).
+        public static let adaMixer = ParameterNames(leftSuffix: "_left", rightSuffix: "_right", coreGenerator: "generator")
+    }
+
+    public init(shared: LORSAShared, rank: Int, kernelGroups: Int, names: ParameterNames = .generic) {
         precondition(rank >= 0 && kernelGroups >= 0, "LORSA rank \(rank) and groups \(kernelGroups) must be non-negative")
         self.shared = shared
         self.rank = rank
@@ -115,11 +136,10 @@ public final class LORSALayer: Module {
         super.init()
         // Both initialisation choices zero the cores and Kaiming-initialise L, R (fan_in = last two dims).
         for (i, op) in shared.operators.enumerated() where active {
-            let holder = child(op.name, Module())
-            holder.register("L", left[i], .kaimingUniform(fanIn: op.rows * rank, a: 0))
-            holder.register("R", right[i], .kaimingUniform(fanIn: rank * op.cols, a: 0))
+            register(op.name + names.leftSuffix, left[i], .kaimingUniform(fanIn: op.rows * rank, a: 0))
+            register(op.name + names.rightSuffix, right[i], .kaimingUniform(fanIn: rank * op.cols, a: 0))
         }
-        if let coreGenerator { child("core_generator", coreGenerator) }
+        if let coreGenerator { child(names.coreGenerator, coreGenerator) }
         registerShared("shared.generator.weight", shared.generator.weight)
         if let b = shared.generator.bias { registerShared("shared.generator.bias", b) }
     }
@@ -131,6 +151,15 @@ public final class LORSALayer: Module {
     /// Multiply-adds beyond the shared apply, per query and group, of the factored path.
     public func factoredCost(_ op: AdaptiveOperatorSpec, free n: Int) -> Int {
         kernelGroups * n * rank * (op.rows + rank + op.cols)
+    }
+
+    /// Forward multiply-adds of operator `op` for `queries` queries with free dimension `n`, on each path:
+    /// generating its shared matrices and cores (Q·d_q·G·(rows·cols + K·r²)), the shared apply (Q·G·n·rows·cols),
+    /// plus `materializedCost` or `factoredCost` per query and group. FLOPs are twice these.
+    public func forwardCost(_ op: AdaptiveOperatorSpec, queries: Int, free n: Int) -> (materialized: Int, factored: Int) {
+        let g = groups, generation = queries * shared.queryDim * g * (op.rows * op.cols + kernelGroups * rank * rank)
+        let common = generation + queries * g * n * op.rows * op.cols
+        return (common + queries * g * materializedCost(op, free: n), common + queries * g * factoredCost(op, free: n))
     }
 
     /// Everything generated from the queries for this layer; apply operators with `apply`.

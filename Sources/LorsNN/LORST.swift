@@ -36,8 +36,8 @@ public final class LORSTShared: Module {
 /// B zeros (so every layer starts as exactly W_sh); bias zeros. The shared weight is initialised by
 /// its owner `LORSTShared`, not by this layer.
 ///
-/// Parameters: `A`, `B`, `bias`, and the shared tensor registered as `shared.weight` (a reference; the
-/// first registration reached — the owner's — names it in a model).
+/// Parameters: `A`, `B`, `bias` (each after `namePrefix`), and the shared tensor registered as `shared.weight`
+/// (a reference; the first registration reached — the owner's — names it in a model).
 ///
 /// Evaluation, for n = rows of x (product of the leading dimensions), R = K·r, in/out features
 /// (multiply-adds of the forward pass; the backward pass costs about twice the same terms):
@@ -68,7 +68,8 @@ public final class LORSTLayer: Module, TensorMap {
     /// Folded rank K·r.
     public var totalRank: Int { rank * groups }
 
-    public init(shared: LORSTShared, rank: Int, groups: Int = 1, bias hasBias: Bool = true) {
+    /// `namePrefix` is prepended to `A`, `B` and `bias` (the AdaMixer detector's W_o uses `out_`: `out_A`, ...).
+    public init(shared: LORSTShared, rank: Int, groups: Int = 1, bias hasBias: Bool = true, namePrefix: String = "") {
         precondition(rank >= 0 && groups >= 0, "LORST rank \(rank) and groups \(groups) must be non-negative")
         self.shared = shared
         self.rank = rank
@@ -78,9 +79,9 @@ public final class LORSTLayer: Module, TensorMap {
         B = r > 0 ? Module.newParameter([shared.outFeatures, r]) : nil
         bias = hasBias ? Module.newParameter([shared.outFeatures]) : nil
         super.init()
-        if let A { register("A", A, .kaimingUniform(fanIn: shared.inFeatures, a: 0)) }
-        if let B { register("B", B, .zeros) }
-        if let bias { register("bias", bias, .zeros) }
+        if let A { register(namePrefix + "A", A, .kaimingUniform(fanIn: shared.inFeatures, a: 0)) }
+        if let B { register(namePrefix + "B", B, .zeros) }
+        if let bias { register(namePrefix + "bias", bias, .zeros) }
         registerShared("shared.weight", shared.weight)
     }
 

@@ -130,7 +130,9 @@ open class Module {
         return tensor
     }
 
-    /// Registers a child module; returns it.
+    /// Registers a child module; returns it. An empty `name` inlines the child: its parameters and
+    /// buffers are named as if they were this module's own (a reusable layer placed under the
+    /// parameter names of an existing layout, e.g. the AdaMixer LORS stage parts).
     @discardableResult
     public func child<M: Module>(_ name: String, _ module: M) -> M {
         children.append((name, module))
@@ -157,7 +159,7 @@ open class Module {
     public func namedBuffers(prefix: String = "") -> [(String, Tensor)] {
         var out: [(String, Tensor)] = []
         for (n, b) in ownBuffers { out.append((prefix + n, b)) }
-        for (n, c) in children { out += c.namedBuffers(prefix: prefix + n + ".") }
+        for (n, c) in children { out += c.namedBuffers(prefix: Module.childPrefix(prefix, n)) }
         return out
     }
 
@@ -165,7 +167,7 @@ open class Module {
     private func collect(prefix: String, frozenAbove: Bool = false, _ visit: (String, Tensor, Initializer) -> Void) {
         for p in ownParameters where !sharedNames.contains(p.name) { visit(prefix + p.name, p.tensor, p.initializer) }
         for p in ownParameters where sharedNames.contains(p.name) { visit(prefix + p.name, p.tensor, p.initializer) }
-        for (n, c) in children { c.collect(prefix: prefix + n + ".", visit) }
+        for (n, c) in children { c.collect(prefix: Module.childPrefix(prefix, n), visit) }
     }
 
     /// Initialises every owned parameter from `seed` and its full name, sets each tensor's `name`
@@ -177,9 +179,12 @@ open class Module {
             let values = p.initializer.values(count: p.tensor.count, key: RandomKey(seed: seed, purpose: "init." + full))
             p.tensor.assign(Tensor(values, shape: p.tensor.shape))
         }
-        for (n, c) in children { c.initializeParameters(seed: seed, prefix: prefix + n + ".") }
+        for (n, c) in children { c.initializeParameters(seed: seed, prefix: Module.childPrefix(prefix, n)) }
         applyFrozen(frozen)
     }
+
+    /// Name prefix of child `name` under `prefix` (an empty name inlines the child).
+    static func childPrefix(_ prefix: String, _ name: String) -> String { name.isEmpty ? prefix : prefix + name + "." }
 
     private func applyFrozen(_ inherited: Bool) {
         let f = inherited || frozen

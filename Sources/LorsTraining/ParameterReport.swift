@@ -4,8 +4,11 @@ import LorsNN
 /// Parameter counts of a model by component (`lors params`, INTERFACES.md).
 ///
 /// Detector components: `backbone`, `neck`, `query`, `decoder` (the first name segment). ViT components: `embed`
-/// (`patch_embed.*`, `cls_token`, `pos_embed`), `head` (`norm.*`, `head.*`), `encoder` (everything else: the blocks and
-/// any shared LORS weights of the blocks). Shared tensors are counted once (`Module.namedParameters`).
+/// (`patch_embed.*`, `cls_token`, `pos_embed`), `encoder` (`blocks.*`, the transformer blocks, and `lors.*`, the shared
+/// LORS weights that only the blocks use), `head` (`norm.*`, `head.*`); any other name is a programming error.
+/// Shared tensors are counted once (`Module.namedParameters`); `trainable` excludes parameters that do not require
+/// gradients or sit under a `frozen` module. The table's groups separate shared LORS weights (`LORSTShared`,
+/// `LORSAShared`) from the private per-layer parts (`LORSTLayer`, `LORSALayer`), found by module type.
 public struct ParameterReport: Sendable, Equatable {
     /// One row of the detailed table.
     public struct Row: Sendable, Equatable {
@@ -32,11 +35,14 @@ public struct ParameterReport: Sendable, Equatable {
         var components = Dictionary(uniqueKeysWithValues: names.map { ($0, 0) })
         var rows: [Row] = []
         var total = 0, trainable = 0
+        let roles = ParameterRoles(model)
         for (name, tensor) in model.namedParameters() {
-            let (component, group) = type == "adamixer" ? ParameterReport.detectorGroup(name) : ParameterReport.vitGroup(name)
+            let id = ObjectIdentifier(tensor)
+            let (component, group) = type == "adamixer" ? ParameterReport.detectorGroup(name)
+                : ParameterReport.vitGroup(name, lorsShared: roles.lorsShared.contains(id), lorsPrivate: roles.lorsPrivate.contains(id))
             components[component, default: 0] += tensor.count
             total += tensor.count
-            let t = tensor.requiresGrad ? tensor.count : 0
+            let t = tensor.requiresGrad && !roles.frozen.contains(id) ? tensor.count : 0
             trainable += t
             if let i = rows.firstIndex(where: { $0.component == component && $0.group == group }) {
                 rows[i].count += tensor.count
@@ -73,12 +79,15 @@ public struct ParameterReport: Sendable, Equatable {
         }
     }
 
-    static func vitGroup(_ name: String) -> (String, String) {
+    static func vitGroup(_ name: String, lorsShared: Bool = false, lorsPrivate: Bool = false) -> (String, String) {
         let first = String(name.split(separator: ".")[0])
         switch first {
         case "patch_embed", "cls_token", "pos_embed": return ("embed", first)
         case "norm", "head": return ("head", first)
-        default: return ("encoder", first == "blocks" ? "blocks" : first)
+        case "lors": return ("encoder", lorsShared ? "lors.* (LORS shared by all blocks)" : "lors.*")
+        case "blocks":
+            return ("encoder", lorsPrivate ? "blocks (LORS private: A, B, bias)" : "blocks (dense and norms)")
+        default: preconditionFailure("ViT parameter '\(name)' outside embed, encoder (blocks, lors) and head")
         }
     }
 
@@ -104,5 +113,33 @@ public struct ParameterReport: Sendable, Equatable {
         }
         lines.append(pad("total", 52) + lpad("\(total)", 13) + millions(total) + " " + lpad("\(trainable)", 13))
         return lines.joined(separator: "\n")
+    }
+}
+
+/// Parameters classified by the module that owns them: under a `frozen` module, shared LORS weights
+/// (`LORSTShared.weight`, `LORSAShared`'s generator) and private LORS parts (`LORSTLayer` A, B and bias;
+/// `LORSALayer` L, R and core generator).
+struct ParameterRoles {
+    var frozen: Set<ObjectIdentifier> = []
+    var lorsShared: Set<ObjectIdentifier> = []
+    var lorsPrivate: Set<ObjectIdentifier> = []
+
+    init(_ model: Module) { visit(model, frozenAbove: false) }
+
+    private mutating func visit(_ module: Module, frozenAbove: Bool) {
+        let frozen = frozenAbove || module.frozen
+        if frozen { for p in module.ownParameters { self.frozen.insert(ObjectIdentifier(p.tensor)) } }
+        switch module {
+        case let m as LORSTShared: lorsShared.insert(ObjectIdentifier(m.weight))
+        case let m as LORSAShared: for (_, t) in m.generator.namedParameters() { lorsShared.insert(ObjectIdentifier(t)) }
+        case let m as LORSTLayer:
+            for t in [m.A, m.B, m.bias].compactMap({ $0 }) { lorsPrivate.insert(ObjectIdentifier(t)) }
+        case let m as LORSALayer:
+            for t in m.left + m.right + (m.coreGenerator.map { [$0.weight, $0.bias].compactMap { $0 } } ?? []) {
+                lorsPrivate.insert(ObjectIdentifier(t))
+            }
+        default: break
+        }
+        for (_, c) in module.children { visit(c, frozenAbove: frozen) }
     }
 }

@@ -49,6 +49,62 @@ final class AdaMixerTests: XCTestCase {
         XCTAssertEqual(AdaMixerDecoder(.r50).parameterCount, 110_272_296)
     }
 
+    /// The detector's LORS mixing is built from the generic LORSA/LORST layers: with every parameter non-zero, the
+    /// factored path (`((X·L)·Z(q))·R`, `L·(Z(q)·(R·X))`, `x·W_shᵀ + (x·Aᵀ)·Bᵀ`) and the materialised one give the same
+    /// output and the same gradient for every parameter and input (1e-5), on stages with K = 1 and K = 3.
+    func testLORSMixingFactoredEqualsMaterialized() {
+        var settings = AdaMixerLORSConfiguration()
+        settings.lorsaRank = 3
+        settings.lorsaGroups = [1, 3]
+        settings.lorstRank = 2
+        settings.lorstGroups = [1, 2]
+        let mixing = FactorizedAdaptiveMixing(contentDim: 16, groups: 2, inPoints: 6, outPoints: 5, settings: settings)
+        for (name, t) in mixing.namedParameters() {
+            t.assign(randomTensor(t.shape, "mixpaths." + name, low: -0.5, high: 0.5, requiresGrad: false))
+        }
+        let query = randomTensor([2, 3, 16], "mixpaths.query")
+        let sampled = randomTensor([2, 3, 2, 6, 8], "mixpaths.sampled")
+        let seed = randomTensor([2, 3, 16], "mixpaths.seed", requiresGrad: false)
+        let inputs = mixing.namedParameters() + [("query", query), ("sampled", sampled)]
+        for stage in 0..<2 {
+            var results: [(Tensor, [Tensor])] = []
+            for path in [LORSTLayer.Evaluation.materialized, .factored] {
+                mixing.setEvaluation(path)
+                for (_, t) in inputs { t.grad = nil }
+                Tape.shared.reset()
+                let out = mixing.mix(stage: stage, sampled: sampled, query: query)
+                out.backward(seed: seed)
+                results.append((out.detached(), inputs.map { $0.1.grad ?? Tensor.zeros($0.1.shape) }))
+                Tape.shared.reset()
+            }
+            assertClose(results[1].0, results[0].0, rtol: 1e-5, atol: 1e-5, "stage \(stage) output")
+            for (i, (name, _)) in inputs.enumerated() {
+                assertClose(results[1].1[i], results[0].1[i], rtol: 1e-5, atol: 1e-5, "stage \(stage) gradient of \(name)")
+            }
+        }
+        mixing.setEvaluation(.automatic)
+    }
+
+    /// The paper's setting (2 groups × 64 points → 128, C_g 128, r 16), per query and group: M (X has P_in = 64 rows)
+    /// is applied factored (279 k vs 311 k multiply-adds per group k), S (X has C_g = 128 columns) is materialised
+    /// (172 k vs 426 k); W_o (break-even out·in/(in+out) = 254 rows) is factored for 100 queries, materialised for 300.
+    func testLORSMixingPathChoiceAtPaperSize() {
+        let mixing = FactorizedAdaptiveMixing(contentDim: 256, groups: 2, inPoints: 64, outPoints: 128,
+                                              settings: AdaMixerLORSConfiguration())
+        let small = mixing.flopReport(batch: 1, queries: 100)
+        XCTAssertEqual(small.count, 18)
+        XCTAssertEqual(small.filter { $0.weight == "M" }.map(\.materialized), [Bool](repeating: false, count: 6))
+        XCTAssertEqual(small.filter { $0.weight == "W_o" }.map(\.materialized), [Bool](repeating: false, count: 6))
+        XCTAssertEqual(small.filter { $0.weight == "S" }.map(\.materialized), [Bool](repeating: true, count: 6))
+        XCTAssertTrue(small.allSatisfy { $0.chosen == min($0.materializedMACs, $0.factoredMACs) })
+        XCTAssertEqual(mixing.flopReport(batch: 1, queries: 300).filter { $0.weight == "W_o" }.map(\.materialized),
+                       [Bool](repeating: true, count: 6))
+        // W_o, 100 rows, rank 8: 256·32768·8 + 100·32768·256 materialised, 100·32768·256 + 100·8·(32768 + 256) factored.
+        let wo = small.first { $0.weight == "W_o" }!
+        XCTAssertEqual(wo.materializedMACs, 256 * 32768 * 8 + 100 * 32768 * 256)
+        XCTAssertEqual(wo.factoredMACs, 100 * 32768 * 256 + 100 * 8 * (32768 + 256))
+    }
+
     // MARK: Box geometry (hand-computed)
 
     func testIoFBiasMatchesHandComputedValues() {

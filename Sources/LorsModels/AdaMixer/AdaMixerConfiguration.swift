@@ -45,7 +45,7 @@ public struct AdaMixerLORSConfiguration: Sendable, Equatable {
     public enum SharedInit: String, Sendable, CaseIterable {
         /// Official code: weight zero, bias PyTorch default U(±1/√C).
         case official
-        /// Paper: Kaiming (PyTorch's default Linear init) for weight and bias.
+        /// Paper: weight Kaiming-uniform (a = 0, fan_in C), bias U(±1/√C) (`LORSAInitialization.paper`).
         case paper
     }
 

@@ -11,10 +11,12 @@ public protocol AdaMixerMixing: AnyObject {
 /// ACM then ASM with query-generated weights, per sampling group (AdaMixer's `AdaptiveMixing`):
 /// `X [P_in, C_g]` → `relu(LN(X·M))` → `relu(LN(S·X))` `[P_out, C_g]`, LN over both dimensions without affine.
 ///
-/// `x [B·N, G, P_in, C_g]`, `m [B·N, G, C_g, C_g]`, `s [B·N, G, P_out, P_in]` → `[B, N, G·P_out·C_g]`.
-func adaptiveMix(_ x: Tensor, m: Tensor, s: Tensor, batch: Int, queries: Int) -> Tensor {
-    var out = x.matmul(m).layerNorm(lastDims: 2, weight: nil, bias: nil).relu()
-    out = s.matmul(out).layerNorm(lastDims: 2, weight: nil, bias: nil).relu()
+/// `x [B·N, G, P_in, C_g]`; `m` applies `·M` (`[B·N, G, P, C_g]` → `[B·N, G, P, C_g]`), `s` applies `S·`
+/// (`[B·N, G, P_in, C]` → `[B·N, G, P_out, C]`) → `[B, N, G·P_out·C_g]`. Vanilla passes its generated matrices;
+/// LORS passes `LORSALayer.Generated.apply`, which may never build M and S.
+func adaptiveMix(_ x: Tensor, batch: Int, queries: Int, m: (Tensor) -> Tensor, s: (Tensor) -> Tensor) -> Tensor {
+    var out = m(x).layerNorm(lastDims: 2, weight: nil, bias: nil).relu()
+    out = s(out).layerNorm(lastDims: 2, weight: nil, bias: nil).relu()
     return out.reshaped([batch, queries, out.count / (batch * queries)])
 }
 
@@ -53,7 +55,7 @@ public final class AdaptiveMixing: Module, AdaMixerMixing {
         let m = parts[0].reshaped([b * n, groups, cg, cg])
         let s = parts[1].reshaped([b * n, groups, outPoints, inPoints])
         let x = sampled.reshaped([b * n, groups, inPoints, cg])
-        let mixed = adaptiveMix(x, m: m, s: s, batch: b, queries: n)
+        let mixed = adaptiveMix(x, batch: b, queries: n, m: { $0.matmul(m) }, s: { s.matmul($0) })
         return norm(query + outProj(mixed))
     }
 }

@@ -2,7 +2,10 @@ import LorsNN
 import LorsTensor
 
 /// LORS mixing of the whole AdaMixer decoder (official `FactorizedAdaptiveMixing`, LORS_SPEC §1–§3): one module
-/// owned by the decoder and called by every stage with its index.
+/// owned by the decoder and called by every stage with its index. Built from the generic LORS layers: the ACM/ASM
+/// weights are a LORSA stack (`LORSAShared` + one `LORSALayer` per stage), W_o is a LORST stack (`LORSTShared` +
+/// one `LORSTLayer` per stage), so each stage evaluates M, S and W_o by whichever path (materialised or factored,
+/// `((X·L)·Z(q))·R`) costs fewer multiply-adds for its input (see `LORSALayer`, `LORSTLayer`, `flopReport`).
 ///
 /// For stage i with LORSA groups K_i and rank r, per sampling group g:
 /// - `M = M_sh(q) + Σ_k L^M_{gk} · Z^M_{gk}(q) · R^M_{gk}` (C_g × C_g, applied as X·M),
@@ -16,47 +19,34 @@ import LorsTensor
 /// W_o is LORST: `W_i = W_sh + B_i A_i` with `shared.out_proj.weight [C, G·P_out·C_g]` (no bias, PyTorch default
 /// init), `private.i.out_A [rank_i, G·P_out·C_g]` (Kaiming, bound √(6/in)), `private.i.out_B [C, rank_i]` (zero),
 /// then `LN_i(q + flat·W_iᵀ + b_i)` with `private.i.out_bias` (zero) and `private.i.out_norm`.
+///
+/// The parameter names above are those of the PyTorch fixtures (`scripts/make_adamixer_fixtures.py`) and of
+/// checkpoints; the generic layers are placed under them as inlined children (`Module.child("", _)`).
 public final class FactorizedAdaptiveMixing: Module, AdaMixerMixing {
-    /// Private parameters of one stage.
+    /// Private parameters of one stage (`private.i`): its LORSA layer, its W_o LORST layer and its LayerNorm.
     public final class StageFactors: Module {
-        public let generator: Linear
-        public let mLeft: Tensor, mRight: Tensor, sLeft: Tensor, sRight: Tensor
-        public let outA: Tensor, outB: Tensor, outBias: Tensor
+        /// M and S of this stage (`generator.*`, `m_left`, `m_right`, `s_left`, `s_right`).
+        public let lorsa: LORSALayer
+        /// W_o of this stage (`out_A`, `out_B`, `out_bias`).
+        public let outProj: LORSTLayer
         public let outNorm: LayerNorm
-        public let groupsPerSamplingGroup: Int, rank: Int
 
-        init(contentDim c: Int, groups: Int, groupChannels cg: Int, inPoints pin: Int, outPoints pout: Int,
-             lorsaRank r: Int, lorsaGroups k: Int, lorstRank: Int) {
-            groupsPerSamplingGroup = k
-            rank = r
-            let gk = groups * k, flat = groups * pout * cg
-            generator = Linear(c, 2 * gk * r * r, weightInit: .zeros, biasInit: .zeros)
-            mLeft = Module.newParameter([gk, cg, r])
-            mRight = Module.newParameter([gk, r, cg])
-            sLeft = Module.newParameter([gk, pout, r])
-            sRight = Module.newParameter([gk, r, pin])
-            outA = Module.newParameter([lorstRank, flat])
-            outB = Module.newParameter([c, lorstRank])
-            outBias = Module.newParameter([c])
-            outNorm = LayerNorm(c)
+        init(lorsa: LORSALayer, outProj: LORSTLayer, contentDim: Int) {
+            self.lorsa = lorsa
+            self.outProj = outProj
+            outNorm = LayerNorm(contentDim)
             super.init()
-            child("generator", generator)
-            register("m_left", mLeft, .kaimingUniform(fanIn: cg * r, a: 0))
-            register("m_right", mRight, .kaimingUniform(fanIn: r * cg, a: 0))
-            register("s_left", sLeft, .kaimingUniform(fanIn: pout * r, a: 0))
-            register("s_right", sRight, .kaimingUniform(fanIn: r * pin, a: 0))
-            register("out_A", outA, .kaimingUniform(fanIn: flat, a: 0))
-            register("out_B", outB, .zeros)
-            register("out_bias", outBias, .zeros)
+            child("", lorsa)
+            child("", outProj)
             child("out_norm", outNorm)
         }
     }
 
     public let groups: Int, groupChannels: Int, inPoints: Int, outPoints: Int
     /// The shared ACM/ASM generator (`shared.generator`).
-    public let sharedGenerator: Linear
+    public let sharedLORSA: LORSAShared
     /// The shared W_o `[C, G·P_out·C_g]` (`shared.out_proj.weight`).
-    public let sharedOutWeight: Tensor
+    public let sharedOutProj: LORSTShared
     /// Per-stage private parts (`private.i`).
     public let stages: [StageFactors]
 
@@ -67,53 +57,72 @@ public final class FactorizedAdaptiveMixing: Module, AdaMixerMixing {
         groupChannels = c / groups
         self.inPoints = inPoints
         self.outPoints = outPoints
-        let cg = c / groups
-        let width = groups * (cg * cg + inPoints * outPoints), flat = groups * outPoints * cg
-        switch settings.sharedInit {
-        case .official: sharedGenerator = Linear(c, width, weightInit: .zeros)
-        case .paper: sharedGenerator = Linear(c, width)
-        }
-        sharedOutWeight = Module.newParameter([c, flat])
+        let cg = c / groups, flat = groups * outPoints * cg
+        let operators = AdaptiveOperatorSpec.adaMixer(channelsIn: cg, channelsOut: cg, pointsIn: inPoints, pointsOut: outPoints)
+        let lorsa = LORSAShared(queryDim: c, groups: groups, operators: operators,
+                                initialization: settings.sharedInit == .official ? .officialCode : .paper)
+        let outProj = LORSTShared(flat, c)
+        sharedLORSA = lorsa
+        sharedOutProj = outProj
         stages = zip(settings.lorsaGroups, settings.lorstGroups).map { k, kt in
-            StageFactors(contentDim: c, groups: groups, groupChannels: cg, inPoints: inPoints, outPoints: outPoints,
-                         lorsaRank: settings.lorsaRank, lorsaGroups: k, lorstRank: kt * settings.lorstRank)
+            StageFactors(lorsa: LORSALayer(shared: lorsa, rank: settings.lorsaRank, kernelGroups: k, names: .adaMixer),
+                         outProj: LORSTLayer(shared: outProj, rank: settings.lorstRank, groups: kt, namePrefix: "out_"),
+                         contentDim: c)
         }
         super.init()
         let shared = child("shared", Module())
-        shared.child("generator", sharedGenerator)
-        let outProj = shared.child("out_proj", Module())
-        outProj.register("weight", sharedOutWeight, .kaimingUniform(fanIn: flat, a: Float(5).squareRoot()))
+        shared.child("", lorsa)
+        shared.child("out_proj", outProj)
         let list = child("private", Module())
         for (i, s) in stages.enumerated() { list.child("\(i)", s) }
     }
 
-    /// `Σ_k L_k Z_k R_k` for every query: left `[G·K, rows, r]`, cores `[B·N, G·K, r, r]`, right `[G·K, r, cols]`
-    /// → `[B·N, G, rows, cols]`.
-    func privateProduct(left: Tensor, cores: Tensor, right: Tensor, k: Int) -> Tensor {
-        let bn = cores.shape[0], gk = cores.shape[1]
-        let (rows, r, cols) = (left.shape[1], left.shape[2], right.shape[2])
-        let l = left.reshaped([1, gk, rows, r]).broadcast(to: [bn, gk, rows, r])
-        let rr = right.reshaped([1, gk, r, cols]).broadcast(to: [bn, gk, r, cols])
-        let product = l.matmul(cores).matmul(rr)  // [B·N, G·K, rows, cols]
-        return product.reshaped([bn, groups, k, rows, cols]).sum(axes: [2])
+    /// Forces every stage's M, S and W_o onto one evaluation path (tests; training leaves `.automatic`).
+    public func setEvaluation(_ evaluation: LORSTLayer.Evaluation) {
+        for s in stages {
+            s.lorsa.evaluation = evaluation
+            s.outProj.evaluation = evaluation
+        }
     }
 
     public func mix(stage: Int, sampled: Tensor, query: Tensor) -> Tensor {
         precondition(stage >= 0 && stage < stages.count, "FactorizedAdaptiveMixing: stage \(stage) of \(stages.count)")
         let f = stages[stage]
         let (b, n) = (query.shape[0], query.shape[1])
-        let cg = groupChannels, mSize = cg * cg, sSize = outPoints * inPoints
-        let k = f.groupsPerSamplingGroup, r = f.rank
-        let shared = sharedGenerator(query).reshaped([b * n, groups, mSize + sSize]).split(axis: 2, sizes: [mSize, sSize])
-        let cores = f.generator(query).reshaped([b * n, 2, groups * k, r, r])
-        let mCores = cores.slice(axis: 1, 0..<1).reshaped([b * n, groups * k, r, r])
-        let sCores = cores.slice(axis: 1, 1..<2).reshaped([b * n, groups * k, r, r])
-        let m = shared[0].reshaped([b * n, groups, cg, cg]) + privateProduct(left: f.mLeft, cores: mCores, right: f.mRight, k: k)
-        let s = shared[1].reshaped([b * n, groups, outPoints, inPoints])
-            + privateProduct(left: f.sLeft, cores: sCores, right: f.sRight, k: k)
-        let x = sampled.reshaped([b * n, groups, inPoints, cg])
-        let mixed = adaptiveMix(x, m: m, s: s, batch: b, queries: n)
-        let weight = sharedOutWeight + f.outB.matmul(f.outA)  // [C, G·P_out·C_g]
-        return f.outNorm(query + mixed.matmul(weight, transposeOther: true) + f.outBias)
+        let generated = f.lorsa.generate(query: query)
+        let x = sampled.reshaped([b * n, groups, inPoints, groupChannels])
+        let mixed = adaptiveMix(x, batch: b, queries: n, m: { generated.apply(0, to: $0) }, s: { generated.apply(1, to: $0) })
+        return f.outNorm(query + f.outProj(mixed))
+    }
+
+    /// One generated or static weight of one stage, with the path its layer chooses for the given input size.
+    public struct LayerCost: Sendable, Equatable {
+        public var stage: Int
+        /// `M` (ACM), `S` (ASM) or `W_o`.
+        public var weight: String
+        public var materialized: Bool
+        /// Forward multiply-adds of the chosen path and of the two paths.
+        public var chosen: Int { materialized ? materializedMACs : factoredMACs }
+        public var materializedMACs: Int
+        public var factoredMACs: Int
+    }
+
+    /// Per stage, M, S and W_o: the path `.automatic` takes and the forward multiply-adds of both paths for
+    /// `batch` images × `queries` queries (what the stage's mixing costs; FLOPs = 2 × multiply-adds). LORSA counts
+    /// include generating the shared and private parts from the queries (equal for both paths) and applying them.
+    public func flopReport(batch: Int, queries: Int) -> [LayerCost] {
+        let q = batch * queries
+        var out: [LayerCost] = []
+        for (i, s) in stages.enumerated() {
+            for (index, op) in s.lorsa.operators.enumerated() {
+                let free = op.side == .right ? inPoints : groupChannels
+                let cost = s.lorsa.forwardCost(op, queries: q, free: free)
+                out.append(LayerCost(stage: i, weight: index == 0 ? "M" : "S", materialized: s.lorsa.materializes(op, free: free),
+                                     materializedMACs: cost.materialized, factoredMACs: cost.factored))
+            }
+            out.append(LayerCost(stage: i, weight: "W_o", materialized: s.outProj.materializes(rows: q),
+                                 materializedMACs: s.outProj.materializedCost(rows: q), factoredMACs: s.outProj.factoredCost(rows: q)))
+        }
+        return out
     }
 }
