@@ -113,11 +113,10 @@ public final class LORSTLayer: Module, TensorMap {
         let x2 = x.rank == 1 ? x.reshaped([1, inFeatures]) : x
         var y: Tensor
         if let A, let B, !materializes(rows: n) {
-            y = x2.matmul(shared.weight, transposeOther: true) + x2.matmul(A, transposeOther: true).matmul(B, transposeOther: true)
+            y = x2.linear(weight: shared.weight, bias: bias) + x2.matmul(A, transposeOther: true).matmul(B, transposeOther: true)
         } else {
-            y = x2.matmul(effectiveWeight(), transposeOther: true)
+            y = x2.linear(weight: effectiveWeight(), bias: bias)
         }
-        if let bias { y = y + bias }
         return x.rank == 1 ? y.reshaped([outFeatures]) : y
     }
 

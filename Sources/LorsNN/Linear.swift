@@ -25,8 +25,6 @@ public final class Linear: Module {
 
     /// Applies the layer.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = x.matmul(weight, transposeOther: true)
-        if let bias { return y + bias }
-        return y
+        x.linear(weight: weight, bias: bias)
     }
 }

@@ -57,3 +57,34 @@ public extension Tensor {
         }
     }
 }
+
+public extension Tensor {
+    /// `y = x Wᵀ + b`: x `[..., in]`, W `[out, in]`, b `[out]` → `[..., out]`, as ONE sgemm: the bias
+    /// rows are copied into the output and the product accumulates onto them (beta = 1), saving
+    /// the separate broadcast-add pass and OpenBLAS's zeroing pass of the unfused form.
+    func linear(weight: Tensor, bias: Tensor?) -> Tensor {
+        let inFeatures = shape[rank - 1], outFeatures = weight.shape[0]
+        precondition(weight.rank == 2 && weight.shape[1] == inFeatures,
+                     "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
+        precondition(bias == nil || bias!.shape == [outFeatures], "linear: bias \(bias!.shape) for \(outFeatures) outputs")
+        let rows = count / Swift.max(inFeatures, 1)
+        let out = Tensor(uninitialized: Array(shape.dropLast()) + [outFeatures])
+        if let bias {
+            backend.stridedCopy(src: bias.pointer, srcStrides: [0, 1], dst: out.pointer, dstStrides: [outFeatures, 1],
+                                shape: [rows, outFeatures], accumulate: false)
+        }
+        backend.gemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                     a: pointer, lda: inFeatures, strideA: 0, b: weight.pointer, ldb: inFeatures, strideB: 0,
+                     beta: bias == nil ? 0 : 1, c: out.pointer, ldc: outFeatures, strideC: 0, batch: 1)
+        let x = self
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return Tape.shared.record("linear", inputs: inputs, output: out) { g in
+            let g2 = g.reshaped([rows, outFeatures])
+            let gx = x.requiresGrad ? g2.matmul(weight).reshaped(x.shape) : nil
+            let gw = weight.requiresGrad ? g2.matmul(x.reshaped([rows, inFeatures]), transposeSelf: true) : nil
+            var grads: [Tensor?] = [gx, gw]
+            if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
+            return grads
+        }
+    }
+}

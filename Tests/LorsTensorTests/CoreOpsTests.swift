@@ -157,3 +157,14 @@ final class FastMathTests: XCTestCase {
         XCTAssertEqual(fastExp(0), 1)
     }
 }
+
+final class LinearOpTests: XCTestCase {
+    func testFusedLinearMatchesUnfusedAndGradients() {
+        let x = randomTensor([2, 3, 5], "x"), w = randomTensor([4, 5], "w"), b = randomTensor([4], "b")
+        let fused = withoutGradients { x.linear(weight: w, bias: b) }
+        let plain = withoutGradients { x.matmul(w, transposeOther: true) + b }
+        assertClose(fused, plain, rtol: 1e-6, atol: 1e-6)
+        assertGradients([x, w, b], "linear with bias") { $0[0].linear(weight: $0[1], bias: $0[2]) }
+        assertGradients([x, w], "linear without bias") { $0[0].linear(weight: $0[1], bias: nil) }
+    }
+}
