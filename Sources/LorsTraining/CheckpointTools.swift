@@ -19,7 +19,7 @@ public enum CheckpointTools {
     public static func loadModel(_ config: Config, from reader: CheckpointReader) throws -> VisionTransformer {
         guard config.string("model.type") == "vit" else { throw TrainingError.unsupported(key: "model.type", value: config.string("model.type")) }
         let model = ModelBuilder.vit(config)
-        TrainingSetup.nameParameters(model)
+        assignDottedParameterNames(model) // not initialised, so not named yet
         try reader.loadModel(into: model)
         return model
     }
