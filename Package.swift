@@ -79,6 +79,7 @@ let package = Package(
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport"]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
-        .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsTestSupport"]),
+        .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
+                                                            "LorsOptim", "LorsTestSupport"]),
     ]
 )
