@@ -61,9 +61,10 @@ let package = Package(
                                                      "LorsData", "LorsDistributed", "LorsCheckpoint"]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
+                                                "LorsCheckpoint", "LorsNative",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
-        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS",
+        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsNative", "LorsModels", "LorsOptim",
                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Test helpers shared by the test targets (assertClose, gradient checks).
@@ -78,6 +79,7 @@ let package = Package(
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport"]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
-        .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsTestSupport"]),
+        .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
+                                                            "LorsOptim", "LorsTestSupport"]),
     ]
 )

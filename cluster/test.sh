@@ -5,7 +5,8 @@
 # 2. builds the tests,
 # 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
 # 4. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
-# 5. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# 5. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
+# 6. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +18,7 @@ MPI_TESTS=(
     "2 LorsDistributedTests.MPIDataParallelTests"
     "3 LorsDistributedTests.MPIDataParallelTests"
     "2 LorsCheckpointTests.CheckpointMPITests"
+    "2 LorsTrainingTests.ZeRO1CheckpointMPITests"
 )
 MPI_TEST_TIMEOUT_SECONDS=${MPI_TEST_TIMEOUT_SECONDS:-600}
 
@@ -81,10 +83,44 @@ else
 fi
 [ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
 
+# Checkpoint end-to-end: train 4 steps of a LORS ViT on the synthetic set, inspect the checkpoint, export it with
+# --merge-lors (plus our logits for a fixed input), then scripts/check_export.py reads /model/... with h5py at the
+# documented shapes, loads the export in PyTorch, builds the dense ViT there and compares the logits. Needs h5py and
+# torch from PyPI (the CPU wheel is enough); a failure here fails the script.
+checkpoint_status=0
+if ! python3 -c "import h5py, numpy" >/dev/null 2>&1; then
+    echo "test.sh: installing h5py (pip, quiet)"
+    python3 -m pip install --quiet --disable-pip-version-check h5py numpy >/dev/null 2>&1 || true
+fi
+if ! python3 -c "import torch" >/dev/null 2>&1; then
+    echo "test.sh: installing torch (CPU wheel from PyPI, quiet)"
+    python3 -m pip install --quiet --disable-pip-version-check "torch==2.13.0+cpu" >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --disable-pip-version-check torch >/dev/null 2>&1 || true
+fi
+ckpt_work_dir="$(mktemp -d)"
+lors_bin="$(swift build --show-bin-path)/lors"
+ckpt="$ckpt_work_dir/checkpoints/step_00000004.h5"
+echo "test.sh: checkpoint end-to-end in $ckpt_work_dir (train 4 steps LORS ViT, inspect, export --merge-lors, check_export.py)"
+if "$lors_bin" train configs/fmnist_vit_lors.yaml --work-dir "$ckpt_work_dir" --threads 2 --resume none \
+        --set data.dataset=synthetic --set data.max_train_samples=128 --set data.max_test_samples=64 \
+        --set train.batch_size=32 --set train.max_steps=4 --set log.console=false --set log.tensorboard=false \
+    && "$lors_bin" inspect "$ckpt" >/dev/null \
+    && "$lors_bin" export "$ckpt" --out "$ckpt_work_dir/model.safetensors" --merge-lors \
+        --reference-logits "$ckpt_work_dir/reference.safetensors" \
+    && python3 scripts/check_checkpoint.py "$ckpt" \
+    && python3 scripts/check_export.py --checkpoint "$ckpt" --safetensors "$ckpt_work_dir/model.safetensors" \
+        --reference "$ckpt_work_dir/reference.safetensors"; then
+    echo "test.sh: PASSED checkpoint end-to-end (h5py + PyTorch)"
+else
+    checkpoint_status=$?
+    echo "test.sh: FAILED checkpoint end-to-end (exit status $checkpoint_status; work dir $ckpt_work_dir)" >&2
+fi
+[ "$checkpoint_status" -eq 0 ] && rm -rf "$ckpt_work_dir"
+
 swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
-if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ]; then
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"

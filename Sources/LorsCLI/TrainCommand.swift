@@ -4,19 +4,24 @@ import LorsConfig
 import LorsTensor
 import LorsTraining
 
-/// `lors train CONFIG [--work-dir DIR] [--set key=value ...] [--threads T]`: trains in this process
-/// (world size 1) and writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/}`.
+/// `lors train CONFIG [--work-dir DIR] [--set key=value ...] [--resume auto|none|PATH] [--threads T]`: trains in this
+/// process (world size 1), writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/, checkpoints/}` and resumes from
+/// the work dir's latest checkpoint by default.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a model in this process (single-node mode, world size 1).",
-        discussion: "Writes WORK_DIR/log.txt, WORK_DIR/metrics.jsonl (JSON lines), WORK_DIR/tb/ (TensorBoard events) "
-            + "and WORK_DIR/config.yaml (the resolved config). Default WORK_DIR: work_dirs/<config name>.")
+        discussion: "Writes WORK_DIR/log.txt, WORK_DIR/metrics.jsonl (JSON lines), WORK_DIR/tb/ (TensorBoard events), "
+            + "WORK_DIR/config.yaml (the resolved config) and WORK_DIR/checkpoints/ (step_<8 digits>.h5, latest, best; "
+            + "every checkpoint.interval_steps steps and at the end). Default WORK_DIR: work_dirs/<config name>. "
+            + "A run that already reached train.max_steps says so and exits 0.")
 
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .customLong("work-dir"), help: ArgumentHelp("Output directory (default: work_dirs/<config name>).", valueName: "dir"))
     var workDirectory: String?
+
+    @OptionGroup var resumeOptions: ResumeOptions
 
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -27,7 +32,10 @@ struct TrainCommand: ParsableCommand {
         } else {
             threadOptions.apply()
         }
-        let run = try TrainingRun(config: config, workDirectory: workDirectory ?? options.defaultWorkDir)
+        let workDirectory = workDirectory ?? options.defaultWorkDir
+        let checkpoints = CheckpointHook(config: config, workDirectory: workDirectory)
+        let run = try TrainingRun(config: config, workDirectory: workDirectory, extraHooks: [checkpoints])
+        if case .alreadyFinished = try run.resume(resumeOptions.mode, checkpoints: checkpoints) { return }
         try run.run()
     }
 }

@@ -48,8 +48,7 @@ public final class TrainingRun {
         let settings = TrainingSetup.settings(config)
         let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
         let model = ModelBuilder.vit(config)
-        model.initializeParameters(seed: seed)
-        TrainingSetup.nameParameters(model)
+        model.initializeParameters(seed: seed) // also names every tensor by its dotted path (optimizer and checkpoint keys)
         let optimizer = TrainingSetup.optimizer(config, model: model)
         let schedule = TrainingSetup.schedule(config, iterationsPerEpoch: iterations)
 

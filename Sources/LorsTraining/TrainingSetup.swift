@@ -93,12 +93,6 @@ public enum TrainingSetup {
                           warmupRatio: c.double("lr_schedule.warmup_ratio"))
     }
 
-    /// Gives every parameter tensor its full dotted name (`blocks.3.attn.qkv.weight`), as the
-    /// optimizer state and checkpoints key on `Tensor.name`.
-    public static func nameParameters(_ model: Module) {
-        for (name, tensor) in model.namedParameters() { tensor.name = name }
-    }
-
     /// Name patterns of the `optimizer.no_decay_on` categories.
     public static func noDecayPatterns(_ categories: [String]) -> [String] {
         categories.flatMap { category -> [String] in

@@ -1,0 +1,146 @@
+import Foundation
+import LorsCheckpoint
+import LorsConfig
+import LorsNative
+import LorsNN
+import LorsOptim
+
+/// How this rank's model and optimizer state go into and come out of a checkpoint: the seam between the checkpoint
+/// hook (and resume) and the data-parallel side.
+///
+/// Protocol (every method is collective when `comm` is non-nil; every rank calls it in the same order):
+/// - `describe` makes the SAME `CheckpointWriter.add…` calls (paths, shapes, order) on every rank; only the values
+///   and the shard ranges differ. Replicated tensors (`add`, `addModel`) are written by one rank each, the writer
+///   balancing them; state a rank owns (ZeRO-1) goes in with `addShard`/`addOptimizerStateShard`, the owner giving the
+///   whole range (or its part) and the other ranks an empty range, so together they tile every tensor.
+/// - `load` reads what this rank needs; it may read any part of any dataset (`CheckpointReader.read(_:range:)`), so a
+///   checkpoint written by N ranks loads on M ranks, ZeRO-1 state re-partitioned by the reader's ownership.
+/// - `optimizerMetadata` describes the (logical, whole) optimizer's hyper-parameters, identical on every rank.
+///
+/// `ReplicatedCheckpointState` (every rank holds the whole state; serial or plain data parallel) and
+/// `ZeRO1CheckpointState` (a `ShardedOptimizer`) implement it.
+public protocol CheckpointState: AnyObject {
+    /// The communicator of a parallel (collective) write and read; nil for one serial process.
+    var comm: MPIComm? { get }
+    /// Adds the model and optimizer datasets to `writer`.
+    func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws
+    /// Loads the model and this rank's optimizer state from `reader` (checked: presence, shapes, checksums).
+    func load(from reader: CheckpointReader, model: Module, optimizer: any Optimizer) throws
+    /// `/optimizer` attributes.
+    func optimizerMetadata(_ optimizer: any Optimizer) -> OptimizerMetadata
+}
+
+/// Every rank holds the whole model and optimizer state (world size 1, or data parallel without ZeRO-1). In parallel
+/// mode the writer still splits the tensors between the ranks, so no rank writes everything.
+public final class ReplicatedCheckpointState: CheckpointState {
+    public let comm: MPIComm?
+    public init(comm: MPIComm? = nil) { self.comm = comm }
+
+    public func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws {
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+    }
+
+    public func load(from reader: CheckpointReader, model: Module, optimizer: any Optimizer) throws {
+        try reader.loadModel(into: model)
+        try reader.loadOptimizer(optimizer, model: model)
+    }
+
+    public func optimizerMetadata(_ optimizer: any Optimizer) -> OptimizerMetadata { OptimizerMetadata(describing: optimizer) }
+}
+
+/// Writes a checkpoint every `checkpoint.interval_steps` steps and when the run ends (end of schedule,
+/// `train.max_steps`, or a stop request), keeps `checkpoint.keep_last`, and moves `best` by the evaluation's top-1
+/// (higher is better).
+///
+/// When a checkpoint is due at a step that ends an epoch, it is written in `afterEpoch` (this hook runs after the
+/// evaluation hook), so an evaluation of that step is recorded in it (`eval_metric`) and can make it `best`; the
+/// checkpoint of the final step is written in `afterRun`, after the end-of-run evaluation.
+///
+/// Metadata (`/meta`): step, epoch and position in it, world size, seed, the resolved config, base and current LR, and
+/// in `extra` the schedule's state (`iterations_per_epoch`, `total_steps`, `lr_schedule_iteration`, next step's LR)
+/// and the optimizer's step count. The LR schedule, data order, augmentation and dropout are functions of the step,
+/// so this and the model/optimizer tensors are an exact resume point.
+public final class CheckpointHook: TrainingHook {
+    public let directory: CheckpointDirectory
+    public let intervalSteps: Int
+    public let keepLast: Int
+    public let configYAML: String
+    public let state: CheckpointState
+    /// Step of the newest checkpoint this hook wrote (or the run resumed from).
+    public internal(set) var lastSavedStep: Int?
+    /// Every commit of this run, in order.
+    public private(set) var commits: [CheckpointCommit] = []
+    private var pendingStep: Int?
+
+    /// - Parameters:
+    ///   - state: how the tensors are written and read (default: replicated, serial).
+    public init(workDirectory: String, intervalSteps: Int, keepLast: Int, configYAML: String,
+                state: CheckpointState = ReplicatedCheckpointState()) {
+        self.directory = CheckpointDirectory(workDirectory: workDirectory, comm: state.comm)
+        self.intervalSteps = intervalSteps
+        self.keepLast = max(1, keepLast)
+        self.configYAML = configYAML
+        self.state = state
+    }
+
+    /// Settings from `checkpoint.*`; the stored config is `config`'s resolved YAML.
+    public convenience init(config: Config, workDirectory: String, state: CheckpointState = ReplicatedCheckpointState()) {
+        self.init(workDirectory: workDirectory, intervalSteps: config.int("checkpoint.interval_steps"),
+                  keepLast: config.int("checkpoint.keep_last"), configYAML: config.yaml(header: ["resolved from \(config.sourceFile)"]),
+                  state: state)
+    }
+
+    public func afterIteration(_ trainer: Trainer, _ result: StepResult) throws {
+        let step = result.step
+        guard intervalSteps > 0, step % intervalSteps == 0, step < trainer.finalStep, trainer.state.stopReason == nil else { return }
+        if step % trainer.state.iterationsPerEpoch == 0 {
+            pendingStep = step // the epoch ends here: save after its evaluation
+        } else {
+            try save(trainer)
+        }
+    }
+
+    public func afterEpoch(_ trainer: Trainer) throws {
+        if let pending = pendingStep, pending == trainer.state.step { try save(trainer) }
+        pendingStep = nil
+    }
+
+    public func afterRun(_ trainer: Trainer) throws {
+        pendingStep = nil
+        if lastSavedStep != trainer.state.step { try save(trainer) }
+    }
+
+    /// Writes, verifies and commits the checkpoint of the current step (collective in parallel mode).
+    @discardableResult
+    public func save(_ trainer: Trainer) throws -> CheckpointCommit {
+        let s = trainer.state
+        let metric = trainer.lastEvaluation.flatMap { $0.step == s.step ? $0.top1 : nil }
+        let schedule = trainer.schedule
+        let extra: [String: String] = [
+            "iterations_per_epoch": String(s.iterationsPerEpoch),
+            "total_steps": String(trainer.totalSteps),
+            "lr_schedule_iteration": String(s.step),
+            "next_lr": String(schedule.learningRate(iteration: s.step, epoch: s.epoch)),
+            "optimizer_step_count": String(trainer.optimizer.stepCount),
+            "global_batch_size": String(trainer.settings.batchSize),
+        ]
+        let metadata = CheckpointMetadata(step: s.step, epoch: s.epoch, batchInEpoch: s.iterationInEpoch,
+                                          worldSize: trainer.communicator.worldSize, seed: trainer.settings.seed, config: configYAML,
+                                          baseLearningRate: schedule.baseLearningRate, currentLearningRate: s.learningRate,
+                                          evalMetric: metric, extra: extra)
+        let started = Date()
+        let commit = try directory.save(metadata: metadata, optimizer: state.optimizerMetadata(trainer.optimizer),
+                                        higherIsBetter: true, keepLast: keepLast) { writer in
+            try state.describe(into: writer, model: trainer.model, optimizer: trainer.optimizer)
+        }
+        lastSavedStep = s.step
+        commits.append(commit)
+        var line = "checkpoint step \(s.step) → \(commit.path) (\(String(format: "%.2f", Date().timeIntervalSince(started)))s)"
+        if let metric { line += String(format: ", top1 %.2f%%", 100 * metric) }
+        if commit.isBest { line += ", best" }
+        if !commit.removed.isEmpty { line += ", removed \(commit.removed.joined(separator: ", "))" }
+        trainer.log.info(line)
+        return commit
+    }
+}

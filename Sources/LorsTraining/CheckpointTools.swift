@@ -1,0 +1,99 @@
+import Foundation
+import LorsCheckpoint
+import LorsConfig
+import LorsData
+import LorsModels
+import LorsNN
+import LorsTensor
+
+/// The model side of `lors eval` and `lors export`: building the configured model, loading a checkpoint into it,
+/// evaluating it, and listing its dense (PyTorch-named) weights with LORST layers merged.
+public enum CheckpointTools {
+    /// The config stored in a checkpoint (`/meta` attribute `config`), validated by the current schema.
+    public static func storedConfig(_ reader: CheckpointReader) throws -> Config {
+        try ConfigLoader(schema: .lors).load(yaml: reader.metadata.config, source: "\(reader.path):/meta/config")
+    }
+
+    /// The model of `config` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
+    /// every parameter present at its shape, no extra tensors, checksums verified).
+    public static func loadModel(_ config: Config, from reader: CheckpointReader) throws -> VisionTransformer {
+        guard config.string("model.type") == "vit" else { throw TrainingError.unsupported(key: "model.type", value: config.string("model.type")) }
+        let model = ModelBuilder.vit(config)
+        assignDottedParameterNames(model) // not initialised, so not named yet
+        try reader.loadModel(into: model)
+        return model
+    }
+
+    /// Dense weights of `model` under PyTorch (timm) state-dict names. With `mergeLORS` every LORST layer
+    /// (`blocks.i.attn.qkv`, ...) becomes `<layer>.weight = W_sh + B·A` and `<layer>.bias` (its `merged()`), and the
+    /// shared `lors.*` tensors are dropped; without it the parameters are listed as they are.
+    public static func denseTensors(_ model: VisionTransformer, mergeLORS: Bool) -> [(name: String, tensor: Tensor)] {
+        guard mergeLORS else { return model.namedParameters().map { ($0.0, $0.1) } }
+        var layerOf: [ObjectIdentifier: (prefix: String, layer: LORSTLayer)] = [:]
+        var sharedTensors = Set<ObjectIdentifier>()
+        for (i, block) in model.blocks.enumerated() {
+            let linears: [(String, Module)] = [("attn.qkv", block.attn.qkv), ("attn.proj", block.attn.proj),
+                                               ("mlp.fc1", block.mlp.fc1), ("mlp.fc2", block.mlp.fc2)]
+            for (role, module) in linears {
+                guard let layer = module as? LORSTLayer else { continue }
+                let entry = (prefix: "blocks.\(i).\(role)", layer: layer)
+                for tensor in [layer.A, layer.B, layer.bias].compactMap({ $0 }) { layerOf[ObjectIdentifier(tensor)] = entry }
+                sharedTensors.insert(ObjectIdentifier(layer.shared.weight))
+            }
+        }
+        var out: [(name: String, tensor: Tensor)] = []
+        var emitted = Set<String>()
+        for (name, tensor) in model.namedParameters() {
+            if let (prefix, layer) = layerOf[ObjectIdentifier(tensor)] {
+                guard emitted.insert(prefix).inserted else { continue }
+                let (weight, bias) = layer.merged()
+                out.append((prefix + ".weight", weight))
+                if let bias { out.append((prefix + ".bias", bias)) }
+            } else if !sharedTensors.contains(ObjectIdentifier(tensor)) {
+                out.append((name, tensor))
+            }
+        }
+        return out
+    }
+
+    /// The ViT's shape settings as export metadata (what a dense PyTorch ViT needs to be rebuilt).
+    public static func vitMetadata(_ config: Config) -> [String: String] {
+        var out: [String: String] = ["format": "pt", "model": "vit"]
+        for key in ["image_size", "in_channels", "patch_size", "num_classes", "embed_dim", "depth", "num_heads"] {
+            out[key] = String(config.int("model.vit." + key))
+        }
+        out["mlp_ratio"] = String(config.double("model.vit.mlp_ratio"))
+        out["layer_norm_eps"] = String(config.double("model.vit.layer_norm_eps"))
+        out["qkv_bias"] = String(config.bool("model.vit.qkv_bias"))
+        return out
+    }
+
+    /// A fixed input `[count, C, H, W]` (uniform in [-1, 1) from a counter-based key) and our logits for it in inference
+    /// mode: the reference a foreign implementation of the exported weights must reproduce.
+    public static func referenceLogits(_ model: VisionTransformer, count: Int = 2, seed: UInt64 = 1234) -> (input: Tensor, logits: Tensor) {
+        let c = model.config
+        let shape = [count, c.inChannels, c.imageSize, c.imageSize]
+        let input = Tensor(RandomKey(seed: seed, purpose: "export.reference.input").uniforms(shape.reduce(1, *), low: -1, high: 1), shape: shape)
+        let logits = withoutGradients { model(input, .inference).clone() }
+        return (input, logits)
+    }
+
+    /// Top-1/top-5 of `model` on the test set of `config` (each rank its share, counts summed by `communicator`).
+    public static func evaluate(_ model: VisionTransformer, config: Config,
+                                communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> EvaluationResult {
+        let (trainSet, testSet) = try TrainingSetup.datasets(config)
+        let normalization = try TrainingSetup.normalization(config, channels: trainSet.channels)
+        let seed = UInt64(config.int("seed"))
+        var settings = TrainingSetup.settings(config)
+        settings.batchSize = min(settings.batchSize, trainSet.count) / communicator.worldSize * communicator.worldSize
+        settings.batchSize = max(settings.batchSize, communicator.worldSize)
+        settings.accumulationSteps = 1
+        let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
+        let trainer = try Trainer(model: model, optimizer: TrainingSetup.optimizer(config, model: model),
+                                  schedule: TrainingSetup.schedule(config, iterationsPerEpoch: iterations),
+                                  trainData: BatchAssembler(dataset: trainSet, normalization: normalization, seed: seed),
+                                  testData: BatchAssembler(dataset: testSet, normalization: normalization, seed: seed),
+                                  settings: settings, communicator: communicator)
+        return try trainer.evaluate()
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import LorsCheckpoint
+import LorsNN
+
+/// What `TrainingRun.resume` did.
+public enum ResumeOutcome: Equatable, Sendable {
+    /// No checkpoint (or `--resume none`): the run starts at step 0.
+    case fresh
+    /// Model, optimizer and step restored from `path`; the run continues after `step`.
+    case resumed(path: String, step: Int)
+    /// The checkpoint already reached the run's final step (`train.max_steps` or the end of the schedule): nothing to do.
+    case alreadyFinished(path: String, step: Int, finalStep: Int)
+}
+
+/// A checkpoint that cannot continue this run.
+public enum ResumeError: Error, CustomStringConvertible, Equatable {
+    /// The stored config differs in keys that must not change; `loadProblem` is the first dataset that did not fit
+    /// the model (missing or another shape), if any.
+    case incompatible(file: String, differences: [ConfigDifference], loadProblem: String?)
+
+    public var description: String {
+        switch self {
+        case let .incompatible(file, differences, loadProblem):
+            var parts: [String] = []
+            if let loadProblem { parts.append(loadProblem) }
+            if !differences.isEmpty {
+                parts.append("the config differs from the checkpoint's in \(differences.count) key(s): "
+                    + differences.map(\.description).joined(separator: "; "))
+            }
+            return "cannot resume from '\(file)': " + parts.joined(separator: "; ")
+        }
+    }
+}
+
+/// Config keys that may differ between a checkpoint and the run resuming from it: stop condition, cadence of
+/// checkpoints, evaluation and logging, threads, and where the data lives.
+public enum ResumePolicy {
+    public static let allowedConfigChanges: Set<String> = ConfigComparison.defaultAllowedToChange.union([
+        "train.log_interval", "train.threads", "log.console", "log.tensorboard", "eval.test_batch_size", "data.root",
+    ])
+}
+
+extension TrainingRun {
+    /// Restores the model, optimizer state and step from the checkpoint `mode` selects (collective when the hook's
+    /// state has a communicator). Call before `run()`.
+    ///
+    /// `auto`: the work dir's `latest`, a damaged one falling back to the newest older complete checkpoint (with a
+    /// warning), a fresh start when there is none. `path(P)`: P, which must verify. `none`: fresh.
+    ///
+    /// Errors: a damaged explicit checkpoint (`CheckpointError` naming the dataset), a model that does not fit (a
+    /// dataset missing or of another shape, e.g. another LORS rank) or a config that differs in keys other than
+    /// `allowedConfigChanges` (`ResumeError.incompatible`, naming the dataset and the keys).
+    @discardableResult
+    public func resume(_ mode: ResumeMode, checkpoints: CheckpointHook,
+                       allowedConfigChanges: Set<String> = ResumePolicy.allowedConfigChanges) throws -> ResumeOutcome {
+        guard let choice = try checkpoints.directory.resolve(mode) else {
+            if mode == .auto { trainer.log.info("no checkpoint in \(checkpoints.directory.directory): starting at step 0") }
+            return .fresh
+        }
+        for warning in choice.warnings { trainer.log.info("warning: \(warning)") }
+        let reader = try CheckpointReader(path: choice.path, comm: checkpoints.state.comm)
+        defer { try? reader.close() }
+        let differences = ConfigComparison.differences(stored: reader.metadata.config, current: checkpoints.configYAML,
+                                                       allowedToChange: allowedConfigChanges)
+        do {
+            try checkpoints.state.load(from: reader, model: trainer.model, optimizer: trainer.optimizer)
+        } catch let error as CheckpointError {
+            switch error {
+            case .shapeMismatch, .missingDataset, .unexpectedDatasets, .optimizerState:
+                throw ResumeError.incompatible(file: choice.path, differences: differences, loadProblem: "\(error)")
+            default:
+                throw error
+            }
+        }
+        guard differences.isEmpty else {
+            throw ResumeError.incompatible(file: choice.path, differences: differences, loadProblem: nil)
+        }
+        let meta = reader.metadata
+        trainer.state.step = meta.step
+        trainer.state.learningRate = meta.currentLearningRate
+        checkpoints.lastSavedStep = meta.step
+        if meta.step >= trainer.finalStep {
+            trainer.log.info("checkpoint \(choice.path) is at step \(meta.step): the run already reached its final step "
+                + "\(trainer.finalStep) (train.max_steps \(trainer.settings.maxSteps.map(String.init) ?? "unset"), "
+                + "schedule \(trainer.totalSteps) steps); nothing to do")
+            return .alreadyFinished(path: choice.path, step: meta.step, finalStep: trainer.finalStep)
+        }
+        trainer.log.info("resumed from \(choice.path): step \(meta.step) (epoch \(meta.epoch + 1), iteration \(meta.batchInEpoch) "
+            + "of \(trainer.state.iterationsPerEpoch)), written by \(meta.worldSize) rank(s)")
+        return .resumed(path: choice.path, step: meta.step)
+    }
+}
