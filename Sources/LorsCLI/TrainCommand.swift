@@ -5,13 +5,17 @@ import LorsTensor
 import LorsTraining
 
 /// `lors train CONFIG [--work-dir DIR] [--set key=value ...] [--threads T]`: trains in this process
-/// (world size 1) and writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/}`.
+/// (world size 1) and writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/}`. SIGUSR1/SIGTERM stop it
+/// after the current step with a checkpoint and exit code `RunExitCode.resume` (75); `--debug`, `--check`:
+/// see `DebugOptions`.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a model in this process (single-node mode, world size 1).",
         discussion: "Writes WORK_DIR/log.txt, WORK_DIR/metrics.jsonl (JSON lines), WORK_DIR/tb/ (TensorBoard events) "
-            + "and WORK_DIR/config.yaml (the resolved config). Default WORK_DIR: work_dirs/<config name>.")
+            + "and WORK_DIR/config.yaml (the resolved config). Default WORK_DIR: work_dirs/<config name>. "
+            + "Exit codes: 0 done, 1 error, 75 stopped by SIGUSR1/SIGTERM after a checkpoint (run again to resume); "
+            + "a second SIGTERM exits at once with 143.")
 
     @OptionGroup var options: ConfigOptions
 
@@ -20,6 +24,8 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var threadOptions: ThreadOptions
 
+    @OptionGroup var debugOptions: DebugOptions
+
     func run() throws {
         let config = try options.load()
         if threadOptions.threads == nil, config.int("train.threads") > 0 {
@@ -27,7 +33,14 @@ struct TrainCommand: ParsableCommand {
         } else {
             threadOptions.apply()
         }
-        let run = try TrainingRun(config: config, workDirectory: workDirectory ?? options.defaultWorkDir)
+        let started = Date()
+        let run = try TrainingRun(config: config, workDirectory: workDirectory ?? options.defaultWorkDir,
+                                  extraHooks: debugOptions.hooks, stopOnSignals: !debugOptions.check)
+        if debugOptions.check {
+            try debugOptions.runCheck(run, buildSeconds: Date().timeIntervalSince(started))
+            return
+        }
         try run.run()
+        if run.exitCode != RunExitCode.done { throw ExitCode(run.exitCode) }
     }
 }
