@@ -5,6 +5,7 @@
 # 2. builds the tests,
 # 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
 # 4. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
+# 4b. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
 # 5. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
@@ -81,10 +82,17 @@ else
 fi
 [ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
 
+# Slurm batch scripts, preemption and signal stops on a real single-node Slurm and under mpirun (cluster/test-slurm.sh,
+# about 2-4 minutes); a failure fails the script.
+slurm_status=0
+echo "test.sh: cluster/test-slurm.sh (Slurm jobs, requeue, SIGKILL, lors train --np 2 SIGTERM)"
+timeout --kill-after=30 "${SLURM_TEST_TIMEOUT_SECONDS:-600}" bash cluster/test-slurm.sh || slurm_status=$?
+[ "$slurm_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-slurm.sh" || echo "test.sh: FAILED cluster/test-slurm.sh (exit status $slurm_status)" >&2
+
 swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
-if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ]; then
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$slurm_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"
