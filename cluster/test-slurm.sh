@@ -83,6 +83,13 @@ else
         --set train.max_steps=$steps)
     if wait_step "$root/b" 3 120; then
         scancel --batch --signal=USR1 "$job"
+        # Slurm makes a requeued job eligible only ~2 min later (Reason=BeginTime); the test does not wait for that.
+        for _ in $(seq 1 60); do
+            scontrol show job -o "$job" 2>/dev/null | grep -q 'Restarts=[1-9]' && break
+            sleep 1
+        done
+        sleep 1
+        scontrol update JobId="$job" StartTime=now 2>/dev/null || true
         wait_job_gone "$job" 240
     fi
     if grep -q "requeueing job" "$out" && grep -q "stop requested" "$out" && grep -qi "resum" "$out" \
@@ -98,7 +105,7 @@ else
     job=$(sbatch --parsable --ntasks=2 --cpus-per-task=1 --output="$out" cluster/single-node.sbatch "$config" "$root/c" \
         --set train.epochs=100)
     if wait_step "$root/c" 1 120; then
-        victim=$(pgrep -f "lors-worker --config $config --work-dir $root/c" | head -1)
+        victim=$(pgrep -f "^$LORS_WORKER --config $config --work-dir $root/c" | head -1)  # a task, not srun
         [ -n "$victim" ] && kill -KILL "$victim"
     fi
     if wait_job_gone "$job" 60 && grep -q "srun failed with status" "$out"; then
