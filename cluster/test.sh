@@ -6,7 +6,8 @@
 # 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
 # 4. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
 # 5. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
-# 6. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# 6. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
+# 7. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -117,10 +118,18 @@ else
 fi
 [ "$checkpoint_status" -eq 0 ] && rm -rf "$ckpt_work_dir"
 
+# Slurm batch scripts, preemption and signal stops on a real single-node Slurm and under mpirun (cluster/test-slurm.sh,
+# about 2-4 minutes); a failure fails the script.
+slurm_status=0
+echo "test.sh: cluster/test-slurm.sh (Slurm jobs, requeue, SIGKILL, lors train --np 2 SIGTERM)"
+timeout --kill-after=30 "${SLURM_TEST_TIMEOUT_SECONDS:-600}" bash cluster/test-slurm.sh || slurm_status=$?
+[ "$slurm_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-slurm.sh" || echo "test.sh: FAILED cluster/test-slurm.sh (exit status $slurm_status)" >&2
+
 swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
-if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ]; then
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] \
+        || [ "$slurm_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"

@@ -124,6 +124,10 @@ extension ConfigSchema {
             .int("log_interval", 50, .positive, doc: "Log every this many optimizer steps."),
             .int("accumulation_steps", 1, .positive, doc: "Micro-batches accumulated per optimizer step."),
             .int("threads", 0, .nonNegative, doc: "BLAS threads per rank; 0 = auto (cores / ranks on the node)."),
+            .choice("nonfinite", "skip", ["skip", "stop"],
+                    doc: "A step with NaN/Inf loss or gradients: skip its update with a warning, or stop (exit 1)."),
+            .int("max_nonfinite_steps", 5, .positive,
+                 doc: "skip: stop with an error after this many non-finite steps in a row."),
         ])
     }
 

@@ -30,6 +30,12 @@ public final class Tape: @unchecked Sendable {
     /// Called after each backward node with the op name and its input gradients (debug mode uses
     /// it to locate the first NaN/Inf).
     public var gradientObserver: ((String, [Tensor?]) -> Void)?
+    /// Like `gradientObserver`, with the op's inputs too (debug mode names the parameter whose
+    /// gradient first becomes non-finite).
+    public var backwardObserver: ((_ op: String, _ inputs: [Tensor], _ inputGradients: [Tensor?]) -> Void)?
+    /// Called by every op that goes through `record` (recording or not) with its name, inputs and
+    /// freshly computed output (debug mode finds the first op whose output is NaN/Inf).
+    public var forwardObserver: ((_ op: String, _ inputs: [Tensor], _ output: Tensor) -> Void)?
 
     /// Number of ops currently recorded.
     public var count: Int { nodes.count }
@@ -53,6 +59,7 @@ public final class Tape: @unchecked Sendable {
     /// Records `output = op(inputs)` if any input requires gradients; returns `output`.
     @discardableResult
     public func record(_ op: String, inputs: [Tensor], output: Tensor, backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        forwardObserver?(op, inputs, output)
         guard isRecording, inputs.contains(where: { $0.requiresGrad }) else { return output }
         output.requiresGrad = true
         output.hasGradFn = true
@@ -98,6 +105,7 @@ public final class Tape: @unchecked Sendable {
                 inputGrads = node.backward(gradOut)
                 precondition(inputGrads.count == node.inputs.count, "op \(node.op) returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
                 gradientObserver?(node.op, inputGrads)
+                backwardObserver?(node.op, node.inputs, inputGrads)
             }
             for (k, input) in node.inputs.enumerated() where input.requiresGrad {
                 let gi = k < inputGrads.count ? inputGrads[k] : nil

@@ -144,3 +144,14 @@ public final class CheckpointHook: TrainingHook {
         return commit
     }
 }
+
+extension CheckpointHook: CheckpointSaving {
+    /// Writes the checkpoint of the current step for a stop request (idempotent per step). Every file
+    /// is written under a temporary name and renamed, so an immediate exit on a second SIGTERM at any
+    /// point leaves the previous complete checkpoint and `latest` intact.
+    public func saveCheckpointNow(_ trainer: Trainer, reason: String) throws {
+        guard lastSavedStep != trainer.state.step else { return }
+        trainer.log.info("checkpoint for \(reason)")
+        try save(trainer)
+    }
+}

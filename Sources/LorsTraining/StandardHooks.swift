@@ -23,7 +23,11 @@ public final class EvaluationHook: TrainingHook {
     }
 
     public func afterRun(_ trainer: Trainer) throws {
-        if trainer.lastEvaluation?.step != trainer.state.step { try trainer.evaluate() }
+        // A run stopped by a signal exits quickly (the job is about to be killed); the resumed run evaluates.
+        guard trainer.interruption == nil else { return }
+        if trainer.lastEvaluation?.step != trainer.state.step {
+            do { try trainer.evaluate() } catch is EvaluationInterrupted {}
+        }
     }
 }
 
@@ -63,6 +67,7 @@ public final class LoggerHook: TrainingHook {
     }
 
     public func afterIteration(_ trainer: Trainer, _ result: StepResult) throws {
+        if result.skipped { return } // warned by the trainer; not part of the logged mean
         lossSum += result.loss
         steps += 1
         samples += result.samples

@@ -30,12 +30,25 @@ public struct TrainerSettings: Sendable {
     public var evalIntervalEpochs: Int = 1
     /// GLOBAL evaluation batch.
     public var evalBatchSize: Int = 500
+    /// What a step with a NaN/Inf loss or gradient does (`train.nonfinite`).
+    public var nonFinite: NonFinitePolicy = .skip
+    /// `skip`: stop with an error after this many non-finite steps in a row (`train.max_nonfinite_steps`).
+    public var maxNonFiniteSteps: Int = 5
 
     public init(batchSize: Int, epochs: Int, maxSteps: Int? = nil) {
         self.batchSize = batchSize
         self.epochs = epochs
         self.maxSteps = maxSteps
     }
+}
+
+/// What the loop does with a step whose global loss or summed gradients contain NaN/Inf.
+public enum NonFinitePolicy: String, Sendable {
+    /// Skip the optimizer update with a warning (the batch is consumed, the step counts); stop with
+    /// `TrainingError.nonFinite` after `maxNonFiniteSteps` such steps in a row.
+    case skip
+    /// Stop with `TrainingError.nonFinite` at the first one.
+    case stop
 }
 
 /// The training loop, `run → epoch → step`, with everything else in hooks (mmengine style).
@@ -63,6 +76,14 @@ public final class Trainer {
     public private(set) var lastEvaluation: EvaluationResult?
     /// Best evaluation by top-1.
     public private(set) var bestEvaluation: EvaluationResult?
+    /// Set when the run stopped on a signal after writing a checkpoint (`requestResumableStop`):
+    /// the process should exit with `RunExitCode.resume`.
+    public private(set) var interruption: String?
+    /// Non-finite steps in a row so far.
+    public private(set) var consecutiveNonFiniteSteps = 0
+    /// Where a non-finite value first appeared in the last step, if someone tracks it (`--debug`'s
+    /// `NonFiniteLocatorHook`); a non-finite step then always stops the run with this text.
+    public var nonFiniteLocator: (() -> String?)?
 
     /// Samples per rank per optimizer step.
     public var localBatchSize: Int { settings.batchSize / communicator.worldSize }
@@ -105,14 +126,28 @@ public final class Trainer {
     /// Asks the loop to stop after the current step (signal hooks, early stopping).
     public func requestStop(_ reason: String) { if state.stopReason == nil { state.stopReason = reason } }
 
+    /// Stops after the current step because of a signal; a checkpoint of the current step has been
+    /// written, so the process exits with `RunExitCode.resume` (evaluation at the end is skipped).
+    public func requestResumableStop(_ reason: String) {
+        if interruption == nil { interruption = reason }
+        requestStop(reason)
+    }
+
+    /// Hooks that can interrupt an evaluation between batches (all ranks agree; see `StopRequestHook`).
+    private var stopPollers: [any StopPolling] { hooks.compactMap { $0 as? any StopPolling } }
+
     // MARK: - run → epoch → step
 
     /// Trains from `state.step` to `finalStep` (or a stop request), running the hooks.
     public func run() throws {
         try communicator.prepare(parameters: model.trainableParameters)
         try hooks.forEach { try $0.beforeRun(self) }
-        while state.step < finalStep && state.stopReason == nil {
-            try runEpoch()
+        do {
+            while state.step < finalStep && state.stopReason == nil {
+                try runEpoch()
+            }
+        } catch is EvaluationInterrupted {
+            // A stop request arrived during an evaluation; `interruption` is set, the checkpoint written.
         }
         if state.step >= (settings.maxSteps ?? Int.max) && state.step < totalSteps {
             state.stopReason = "reached train.max_steps = \(settings.maxSteps!)"
@@ -172,8 +207,14 @@ public final class Trainer {
             localLoss += Double(loss.item())
         }
         try communicator.synchronizeGradients(parameters)
-        let globalLoss = try communicator.sum([localLoss])[0]
-        guard globalLoss.isFinite else { throw TrainingError.nonFiniteLoss(step: stepNumber, loss: globalLoss) }
+        // The loss and a "this rank's gradients hold NaN/Inf" count in one reduction, so all ranks
+        // agree on skipping even when each holds only a shard of the gradients.
+        let sums = try communicator.sum([localLoss, Trainer.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
+        let globalLoss = sums[0]
+        if !globalLoss.isFinite || sums[1] > 0 {
+            return try skipNonFiniteStep(stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, started: started)
+        }
+        consecutiveNonFiniteSteps = 0
         var norm: Double? = nil
         if let clip = settings.gradientClip, clip > 0 {
             norm = clipGradientNorm(parameters: parameters, maxNorm: clip)
@@ -182,6 +223,48 @@ public final class Trainer {
         state.step = stepNumber
         return StepResult(step: stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, gradientNorm: norm,
                           samples: settings.batchSize, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// A step whose loss or gradients are not finite: no update; warn, or stop (policy, K in a row, `--debug`).
+    private func skipNonFiniteStep(_ step: Int, epoch: Int, loss: Double, learningRate: Double, started: Date) throws -> StepResult {
+        consecutiveNonFiniteSteps += 1
+        let what = loss.isFinite ? "the gradients contain NaN/Inf (loss \(loss))" : "the loss is \(loss)"
+        if let locate = nonFiniteLocator {
+            throw TrainingError.nonFinite(step: step, detail: "\(what); " + (locate() ?? "no op output or gradient was NaN/Inf"
+                                                                     + " (the non-finite value came from another rank)"))
+        }
+        switch settings.nonFinite {
+        case .stop:
+            throw TrainingError.nonFinite(step: step, detail: "\(what) (train.nonfinite = stop; run with --debug to find the op)")
+        case .skip where consecutiveNonFiniteSteps >= settings.maxNonFiniteSteps:
+            throw TrainingError.nonFinite(step: step, detail: "\(what), \(consecutiveNonFiniteSteps) steps in a row "
+                + "(train.max_nonfinite_steps = \(settings.maxNonFiniteSteps)); lower optimizer.lr, set train.grad_clip, "
+                + "or run with --debug to find the op")
+        case .skip:
+            log.info("warning: step \(step): \(what); step skipped without an update (\(consecutiveNonFiniteSteps) in a row, "
+                + "stopping at train.max_nonfinite_steps = \(settings.maxNonFiniteSteps))")
+        }
+        optimizer.zeroGrad(setToNone: false)
+        state.step = step
+        return StepResult(step: step, epoch: epoch, loss: loss, learningRate: learningRate, gradientNorm: nil,
+                          samples: settings.batchSize, seconds: Date().timeIntervalSince(started), skipped: true)
+    }
+
+    /// Whether every element of every tensor is finite (one vectorised pass; x·0 is NaN exactly for NaN/Inf).
+    public static func allFinite(_ tensors: [Tensor]) -> Bool {
+        for t in tensors {
+            let p = t.pointer, n = t.count
+            var acc = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= n {
+                acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) * 0
+                i += 8
+            }
+            var tail: Float = 0
+            while i < n { tail += p[i] * 0; i += 1 }
+            if !(acc.sum() + tail).isFinite { return false }
+        }
+        return true
     }
 
     // MARK: - evaluation
@@ -198,6 +281,7 @@ public final class Trainer {
         var lossSum = 0.0
         var batchStart = 0
         while batchStart < data.count {
+            for poller in stopPollers where try poller.stopAgreed(self) { throw EvaluationInterrupted() }
             let batchEnd = min(data.count, batchStart + settings.evalBatchSize)
             let share = (batchEnd - batchStart + world - 1) / world
             let lower = min(batchEnd, batchStart + rank * share), upper = min(batchEnd, lower + share)
@@ -222,4 +306,11 @@ public final class Trainer {
         try hooks.forEach { try $0.afterEvaluation(self, result) }
         return result
     }
+}
+
+
+/// Thrown by `Trainer.evaluate()` when all ranks agreed to stop (signal) between evaluation batches.
+public struct EvaluationInterrupted: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "evaluation interrupted by a stop request" }
 }

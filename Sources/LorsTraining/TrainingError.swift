@@ -10,6 +10,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case unsupported(key: String, value: String)
     /// The loss became NaN or infinite.
     case nonFiniteLoss(step: Int, loss: Double)
+    /// NaN/Inf in the loss or gradients that stops the run (`train.nonfinite`, `--debug`).
+    case nonFinite(step: Int, detail: String)
     /// A work-dir file could not be written.
     case cannotWrite(path: String, detail: String)
 
@@ -26,6 +28,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "\(key): '\(value)' is not supported by lors train (image classification)"
         case let .nonFiniteLoss(step, loss):
             return "loss became \(loss) at step \(step); lower optimizer.lr or set train.grad_clip"
+        case let .nonFinite(step, detail):
+            return "non-finite values at step \(step): \(detail)"
         case let .cannotWrite(path, detail):
             return "cannot write \(path): \(detail)"
         }

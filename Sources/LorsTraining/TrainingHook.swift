@@ -73,6 +73,8 @@ public struct StepResult: Sendable {
     public var samples: Int
     /// Wall time of the step in seconds (data + forward + backward + reduce + update).
     public var seconds: Double
+    /// The loss or gradients were NaN/Inf and the update was skipped (`train.nonfinite: skip`).
+    public var skipped: Bool = false
 }
 
 /// One pass over the test set.

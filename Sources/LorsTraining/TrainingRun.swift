@@ -10,13 +10,15 @@ import LorsTensor
 /// `extraHooks` (checkpoint, signal, debug hooks run after the standard ones, so they see the
 /// evaluation results), and `ModelBuilder` (which picks vanilla or LORS from `model.lors`).
 /// A resume sets `trainer.state.step` (and loads model/optimizer state) before `trainer.run()`.
+/// With `stopOnSignals` (the default) a `StopRequestHook` runs last: SIGUSR1/SIGTERM stop the run
+/// at the next step boundary with a checkpoint, and `exitCode` is then `RunExitCode.resume`.
 public final class TrainingRun {
     public let config: Config
     public let workDirectory: String
     public let trainer: Trainer
 
     public init(config: Config, workDirectory: String, communicator: any TrainingCommunicator = SingleProcessCommunicator(),
-                extraHooks: [any TrainingHook] = []) throws {
+                extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
         self.config = config
         self.workDirectory = workDirectory
         let isMain = communicator.rank == 0
@@ -58,10 +60,15 @@ public final class TrainingRun {
             ? try TensorBoardWriter(directory: (workDirectory as NSString).appendingPathComponent("tb")) : nil
         hooks.append(LoggerHook(interval: config.int("train.log_interval"), metrics: metrics, tensorBoard: tensorBoard))
         hooks += extraHooks
+        if stopOnSignals { hooks.append(StopRequestHook()) }
         trainer = try Trainer(model: model, optimizer: optimizer, schedule: schedule, trainData: trainData, testData: testData,
                               settings: settings, communicator: communicator, hooks: hooks, log: log)
     }
 
     /// Runs the loop to the end of the schedule or `train.max_steps`.
     public func run() throws { try trainer.run() }
+
+    /// The process exit code after `run()`: `RunExitCode.resume` when a signal stopped the run (after
+    /// its checkpoint), else `RunExitCode.done` (errors are thrown and exit with `RunExitCode.error`).
+    public var exitCode: Int32 { trainer.interruption == nil ? RunExitCode.done : RunExitCode.resume }
 }

@@ -136,6 +136,8 @@ public enum TrainingSetup {
         s.seed = UInt64(c.int("seed"))
         s.evalIntervalEpochs = c.int("eval.interval_epochs")
         s.evalBatchSize = c.int("eval.test_batch_size")
+        s.nonFinite = NonFinitePolicy(rawValue: c.string("train.nonfinite")) ?? .skip
+        s.maxNonFiniteSteps = c.int("train.max_nonfinite_steps")
         return s
     }
 }
