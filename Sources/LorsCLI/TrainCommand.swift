@@ -1,33 +1,141 @@
 import ArgumentParser
 import Foundation
 import LorsConfig
+import LorsDistributed
 import LorsTensor
 import LorsTraining
 
-/// `lors train CONFIG [--work-dir DIR] [--set key=value ...] [--threads T]`: trains in this process
-/// (world size 1) and writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/}`.
+/// `lors train CONFIG [--np N | --simulate-ranks N] [--work-dir DIR] [--set key=value ...] [--threads T]`:
+/// trains in this process (world size 1, or N replicas simulated in-process), or starts
+/// `mpirun -np N lors-worker ...`; writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/}`.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model in this process (single-node mode, world size 1).",
+        abstract: "Train a model: in this process (single-node mode), or on N MPI ranks with --np N.",
         discussion: "Writes WORK_DIR/log.txt, WORK_DIR/metrics.jsonl (JSON lines), WORK_DIR/tb/ (TensorBoard events) "
-            + "and WORK_DIR/config.yaml (the resolved config). Default WORK_DIR: work_dirs/<config name>.")
+            + "and WORK_DIR/config.yaml (the resolved config). Default WORK_DIR: work_dirs/<config name>. "
+            + "--np N runs `mpirun -np N lors-worker` (next to this binary) with one BLAS thread per core share "
+            + "(max(1, cores / N)), --oversubscribe when N exceeds the cores and the root permissions a container needs; "
+            + "inside a Slurm allocation N must not exceed SLURM_NTASKS. Returns mpirun's exit code. "
+            + "--simulate-ranks N runs N data-parallel replicas in this process (debugging; same numerics as N ranks).")
 
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .customLong("work-dir"), help: ArgumentHelp("Output directory (default: work_dirs/<config name>).", valueName: "dir"))
     var workDirectory: String?
 
+    @Option(name: .customLong("np"), help: ArgumentHelp("Start N MPI ranks (mpirun -np N lors-worker ...).", valueName: "N"))
+    var ranks: Int?
+
+    @Option(name: .customLong("simulate-ranks"), help: ArgumentHelp("Run N replicas in this process (debugging).", valueName: "N"))
+    var simulatedRanks: Int?
+
     @OptionGroup var threadOptions: ThreadOptions
 
+    func validate() throws {
+        if let ranks, ranks < 1 { throw ValidationError("--np must be at least 1, got \(ranks)") }
+        if let simulatedRanks, simulatedRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1, got \(simulatedRanks)") }
+        if ranks != nil && simulatedRanks != nil { throw ValidationError("--np and --simulate-ranks exclude each other") }
+    }
+
     func run() throws {
+        let workDir = workDirectory ?? options.defaultWorkDir
+        if let ranks {
+            let config = try options.load()  // fail fast, before starting any rank
+            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? (config.int("train.threads") > 0 ? config.int("train.threads") : nil))
+                .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         let config = try options.load()
         if threadOptions.threads == nil, config.int("train.threads") > 0 {
             Threading.setThreads(config.int("train.threads"))
         } else {
             threadOptions.apply()
         }
-        let run = try TrainingRun(config: config, workDirectory: workDirectory ?? options.defaultWorkDir)
+        if let simulatedRanks {
+            let world = SimulatedWorld(size: simulatedRanks)
+            _ = try world.run { replica in
+                try TrainingRun(config: config, workDirectory: workDir, world: replica).run()
+            }
+            return
+        }
+        let run = try TrainingRun(config: config, workDirectory: workDir)
         try run.run()
     }
+}
+
+/// Builds and runs the `mpirun` command line of `lors train --np N`.
+struct MPILauncher {
+    var ranks: Int
+    /// BLAS threads per rank (nil: max(1, cores / ranks)).
+    var threads: Int?
+    var environment = ProcessInfo.processInfo.environment
+    var cores = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Inside a Slurm allocation (SLURM_JOB_ID): its task count.
+    var slurmTasks: Int? {
+        guard environment["SLURM_JOB_ID"] != nil else { return nil }
+        return environment["SLURM_NTASKS"].flatMap(Int.init)
+    }
+
+    var threadsPerRank: Int { max(1, threads ?? (cores / ranks)) }
+
+    /// `lors-worker` next to this executable.
+    static func workerPath() -> String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors-worker")
+    }
+
+    /// The mpirun arguments (after `mpirun`) and the extra environment.
+    func commandLine(worker: String, config: String, workDirectory: String?, overrides: [String]) throws -> (arguments: [String], environment: [String: String]) {
+        var args: [String] = []
+        var env: [String: String] = [:]
+        if let tasks = slurmTasks {
+            guard ranks <= tasks else {
+                throw LaunchError("--np \(ranks) exceeds the Slurm allocation's SLURM_NTASKS = \(tasks) "
+                                  + "(use --np \(tasks) or fewer, or a larger allocation)")
+            }
+        } else if ranks > cores {
+            args.append("--oversubscribe")
+        }
+        if getuid() == 0 {
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        }
+        // Several ranks share the cores with their own BLAS threads: no binding to one core each.
+        args += ["--bind-to", "none"]
+        env["LORS_NUM_THREADS"] = String(threadsPerRank)
+        env["OPENBLAS_NUM_THREADS"] = String(threadsPerRank)
+        // Containers often forbid cross-memory attach (vader's large-message path); copy-in/out always works.
+        if environment["OMPI_MCA_btl_vader_single_copy_mechanism"] == nil { env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none" }
+        for name in ["LORS_NUM_THREADS", "OPENBLAS_NUM_THREADS"] { args += ["-x", name] }
+        args += ["-np", String(ranks), worker, "--config", config]
+        if let workDirectory { args += ["--work-dir", workDirectory] }
+        for o in overrides { args += ["--set", o] }
+        return (args, env)
+    }
+
+    /// Runs mpirun (inheriting stdout/stderr) and returns its exit status.
+    func run(config: String, workDirectory: String?, overrides: [String]) throws -> Int32 {
+        let worker = MPILauncher.workerPath()
+        guard FileManager.default.isExecutableFile(atPath: worker) else {
+            throw LaunchError("lors-worker not found next to lors (\(worker)); build it with swift build")
+        }
+        let (args, extra) = try commandLine(worker: worker, config: config, workDirectory: workDirectory, overrides: overrides)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun"] + args
+        process.environment = environment.merging(extra) { _, new in new }
+        FileHandle.standardError.write(Data("lors train: mpirun \(args.joined(separator: " "))\n".utf8))
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+}
+
+/// A launcher error (exit code 1, message on stderr).
+struct LaunchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
