@@ -52,6 +52,10 @@ public struct WorkerCommand: ParsableCommand {
         do {
             try command.train(world: world)
         } catch {
+            if world.size == 1 {
+                FileHandle.standardError.write(Data("lors[rank 0]: \(error)\n".utf8))
+                Foundation.exit(1)
+            }
             // Prints "lors[rank r]: message" and ends every rank (MPI_Abort) so no rank waits forever in a collective.
             world.abort(message: "\(error)")
         }
