@@ -25,6 +25,7 @@ let package = Package(
     products: [
         .executable(name: "lors", targets: ["lors"]),
         .executable(name: "lors-bench", targets: ["lors-bench"]),
+        .executable(name: "lors-worker", targets: ["lors-worker"]),
         .library(name: "LorsTensor", targets: ["LorsTensor"]),
     ],
     dependencies: [
@@ -61,9 +62,11 @@ let package = Package(
                                                      "LorsData", "LorsDistributed", "LorsCheckpoint"]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
-                                                "LorsCheckpoint", "LorsNative",
+                                                "LorsCheckpoint", "LorsNative", "LorsDistributed",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
+        // One MPI rank of a data-parallel run (mpirun -np N lors-worker --config ...).
+        .executableTarget(name: "lors-worker", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsNative", "LorsModels", "LorsOptim",
                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 

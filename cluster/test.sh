@@ -4,10 +4,12 @@
 # 1. installs missing native dependencies (cluster/setup.sh --deps-only),
 # 2. builds the tests,
 # 3. runs the tests that need several MPI ranks under mpirun (table MPI_TESTS below), remembering failures,
-# 4. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
-# 5. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
-# 6. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
-# 7. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# 4. smoke-tests the headline command `mpirun -np 8 lors-worker` (oversubscribed, tiny synthetic run), `lors train --np 2`,
+#    and that a world size that does not divide the batch fails with both numbers,
+# 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
+# 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
+# 7. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
+# 8. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,6 +20,9 @@ MPI_TESTS=(
     "2 NativeTests.MPIMultiRankTests"
     "2 LorsDistributedTests.MPIDataParallelTests"
     "3 LorsDistributedTests.MPIDataParallelTests"
+    "4 LorsDistributedTests.MPIDataParallelTests"
+    "2 LorsTrainingTests.MPITrainingTests"
+    "3 LorsTrainingTests.MPITrainingTests"
     "2 LorsCheckpointTests.CheckpointMPITests"
     "2 LorsTrainingTests.ZeRO1CheckpointMPITests"
 )
@@ -63,6 +68,42 @@ if [ "${#mpi_failures[@]}" -eq 0 ]; then
 else
     echo "test.sh: ${#mpi_failures[@]} mpirun test run(s) FAILED: ${mpi_failures[*]}; now swift test" >&2
 fi
+
+# The headline command: 8 oversubscribed ranks of lors-worker train 3 steps of the LORS ViT on synthetic data.
+bin="$(swift build --show-bin-path)"
+worker_status=0
+worker_dir="$(mktemp -d)"
+tiny=(--set data.dataset=synthetic --set data.max_train_samples=256 --set data.max_test_samples=64
+      --set train.batch_size=32 --set train.max_steps=3 --set train.log_interval=1 --set log.tensorboard=false)
+echo "test.sh: mpirun -np 8 lors-worker --config configs/fmnist_vit_lors.yaml (3 steps, synthetic)"
+if timeout --kill-after=30 600 mpirun --allow-run-as-root --oversubscribe --bind-to none -np 8 "$bin/lors-worker" \
+        --config configs/fmnist_vit_lors.yaml --work-dir "$worker_dir/np8" "${tiny[@]}" \
+    && grep -q '"step":3' "$worker_dir/np8/metrics.jsonl"; then
+    echo "test.sh: PASSED mpirun -np 8 lors-worker"
+else
+    worker_status=1
+    echo "test.sh: FAILED mpirun -np 8 lors-worker (work dir $worker_dir/np8)" >&2
+fi
+echo "test.sh: lors train --np 2 (3 steps, synthetic)"
+if timeout --kill-after=30 600 "$bin/lors" train configs/fmnist_vit_lors.yaml --np 2 --work-dir "$worker_dir/np2" "${tiny[@]}" \
+    && grep -q '"step":3' "$worker_dir/np2/metrics.jsonl"; then
+    echo "test.sh: PASSED lors train --np 2"
+else
+    worker_status=1
+    echo "test.sh: FAILED lors train --np 2 (work dir $worker_dir/np2)" >&2
+fi
+echo "test.sh: mpirun -np 3 lors-worker with train.batch_size=32 must fail naming 32 and 3"
+if timeout --kill-after=30 300 mpirun --allow-run-as-root --oversubscribe -np 3 "$bin/lors-worker" \
+        --config configs/fmnist_vit_lors.yaml --work-dir "$worker_dir/np3" "${tiny[@]}" 2>"$worker_dir/np3.err"; then
+    worker_status=1
+    echo "test.sh: FAILED: 3 ranks with batch 32 did not fail" >&2
+elif grep -q "batch_size 32 is not divisible by 3 rank" "$worker_dir/np3.err"; then
+    echo "test.sh: PASSED non-divisible batch error"
+else
+    worker_status=1
+    echo "test.sh: FAILED: unexpected error text: $(head -c 2000 "$worker_dir/np3.err")" >&2
+fi
+[ "$worker_status" -eq 0 ] && rm -rf "$worker_dir"
 
 # A tiny `lors train` (synthetic data through configs/fmnist_vit.yaml) whose TensorBoard files are read back by
 # TensorBoard's own reader (scripts/check_tensorboard.py); a failure here fails the script.
@@ -128,7 +169,7 @@ timeout --kill-after=30 "${SLURM_TEST_TIMEOUT_SECONDS:-600}" bash cluster/test-s
 swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
-if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] \
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
         || [ "$slurm_status" -ne 0 ]; then
     exit 1
 fi

@@ -12,6 +12,12 @@ public struct ConfigOptions: ParsableArguments {
 
     public init() {}
 
+    /// Options for `config` with `overrides` (as if parsed from the command line).
+    public init(config: String, overrides: [String] = []) {
+        self.config = config
+        self.overrides = overrides
+    }
+
     /// Loads, merges and validates the config; errors name the file, line or key.
     public func load() throws -> Config {
         try ConfigLoader(schema: .lors).load(file: config, overrides: overrides)

@@ -13,6 +13,9 @@ public struct ResumeOptions: ParsableArguments {
 
     public init() {}
 
+    /// The argument as given (forwarded to `lors-worker` by `lors train --np`).
+    public var argument: String { resume }
+
     /// The parsed mode.
     public var mode: ResumeMode { ResumeMode(argument: resume) }
 }

@@ -1,21 +1,27 @@
 import ArgumentParser
 import Foundation
 import LorsConfig
+import LorsDistributed
 import LorsTensor
 import LorsTraining
 
-/// `lors train CONFIG [--work-dir DIR] [--set key=value ...] [--resume auto|none|PATH] [--threads T]`: trains in this
-/// process (world size 1), writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/, checkpoints/}` and resumes from
-/// the work dir's latest checkpoint by default. SIGUSR1/SIGTERM stop it after the current step with a checkpoint and
-/// exit code `RunExitCode.resume` (75); `--debug`, `--check`: see `DebugOptions`.
+/// `lors train CONFIG [--np N | --simulate-ranks N] [--work-dir DIR] [--set key=value ...] [--resume auto|none|PATH]
+/// [--threads T] [--debug] [--check]`: trains in this process (world size 1, or N replicas simulated in-process), or
+/// starts `mpirun -np N lors-worker ...`; writes `WORK_DIR/{log.txt, metrics.jsonl, config.yaml, tb/, checkpoints/}`
+/// and resumes from the work dir's latest checkpoint by default. SIGUSR1/SIGTERM stop it after the current step with
+/// a checkpoint and exit code `RunExitCode.resume` (75); `--debug`, `--check`: see `DebugOptions`.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model in this process (single-node mode, world size 1).",
+        abstract: "Train a model: in this process (single-node mode), or on N MPI ranks with --np N.",
         discussion: "Writes WORK_DIR/log.txt, WORK_DIR/metrics.jsonl (JSON lines), WORK_DIR/tb/ (TensorBoard events), "
             + "WORK_DIR/config.yaml (the resolved config) and WORK_DIR/checkpoints/ (step_<8 digits>.h5, latest, best; "
             + "every checkpoint.interval_steps steps and at the end). Default WORK_DIR: work_dirs/<config name>. "
             + "A run that already reached train.max_steps says so and exits 0. "
+            + "--np N runs `mpirun -np N lors-worker` (next to this binary) with one BLAS thread per core share "
+            + "(max(1, cores / N)), --oversubscribe when N exceeds the cores and the root permissions a container needs; "
+            + "inside a Slurm allocation N must not exceed SLURM_NTASKS. "
+            + "--simulate-ranks N runs N data-parallel replicas in this process (debugging; same numerics as N ranks). "
             + "Exit codes: 0 done, 1 error, 75 stopped by SIGUSR1/SIGTERM after a checkpoint (run again to resume); "
             + "a second SIGTERM exits at once with 143.")
 
@@ -24,31 +30,141 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("work-dir"), help: ArgumentHelp("Output directory (default: work_dirs/<config name>).", valueName: "dir"))
     var workDirectory: String?
 
+    @Option(name: .customLong("np"), help: ArgumentHelp("Start N MPI ranks (mpirun -np N lors-worker ...).", valueName: "N"))
+    var ranks: Int?
+
+    @Option(name: .customLong("simulate-ranks"), help: ArgumentHelp("Run N replicas in this process (debugging).", valueName: "N"))
+    var simulatedRanks: Int?
+
     @OptionGroup var resumeOptions: ResumeOptions
 
     @OptionGroup var threadOptions: ThreadOptions
 
     @OptionGroup var debugOptions: DebugOptions
 
+    func validate() throws {
+        if let ranks, ranks < 1 { throw ValidationError("--np must be at least 1, got \(ranks)") }
+        if let simulatedRanks, simulatedRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1, got \(simulatedRanks)") }
+        if ranks != nil && simulatedRanks != nil { throw ValidationError("--np and --simulate-ranks exclude each other") }
+        if ranks != nil && (debugOptions.debug || debugOptions.check) {
+            throw ValidationError("--debug and --check are single-node modes: use them without --np")
+        }
+    }
+
     func run() throws {
+        let workDir = workDirectory ?? options.defaultWorkDir
+        if let ranks {
+            let config = try options.load()  // fail fast, before starting any rank
+            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? (config.int("train.threads") > 0 ? config.int("train.threads") : nil))
+                .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides,
+                     resume: resumeOptions.argument)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         let config = try options.load()
         if threadOptions.threads == nil, config.int("train.threads") > 0 {
             Threading.setThreads(config.int("train.threads"))
         } else {
             threadOptions.apply()
         }
-        let started = Date()
-        let workDirectory = workDirectory ?? options.defaultWorkDir
-        let checkpoints = CheckpointHook(config: config, workDirectory: workDirectory)
-        let run = try TrainingRun(config: config, workDirectory: workDirectory,
-                                  extraHooks: debugOptions.check ? debugOptions.hooks : [checkpoints] + debugOptions.hooks,
-                                  stopOnSignals: !debugOptions.check)
         if debugOptions.check {
+            let started = Date()
+            let run = try TrainingRun(config: config, workDirectory: workDir, extraHooks: debugOptions.hooks, stopOnSignals: false)
             try debugOptions.runCheck(run, buildSeconds: Date().timeIntervalSince(started))
             return
         }
-        if case .alreadyFinished = try run.resume(resumeOptions.mode, checkpoints: checkpoints) { return }
-        try run.run()
-        if run.exitCode != RunExitCode.done { throw ExitCode(run.exitCode) }
+        var status = RunExitCode.done
+        if let simulatedRanks {
+            // One process holds every replica: replica 0 writes the checkpoints (with ZeRO-1 each replica holds
+            // only its shard of the optimizer state, so the files are written collectively only under MPI).
+            let zero1 = config.bool("dist.zero1")
+            if zero1 { FileHandle.standardError.write(Data("lors train: --simulate-ranks with dist.zero1 writes no checkpoints (use --np for sharded checkpoints)\n".utf8)) }
+            let codes = try SimulatedWorld(size: simulatedRanks).run { replica in
+                try RunDriver.train(config: config, workDirectory: workDir, world: replica, resume: resumeOptions.mode,
+                                    extraHooks: replica.rank == 0 ? debugOptions.hooks : [],
+                                    checkpoints: replica.rank == 0 && !zero1)
+            }
+            status = codes.max() ?? RunExitCode.done
+        } else {
+            status = try RunDriver.train(config: config, workDirectory: workDir, world: LocalCommunicator(),
+                                         resume: resumeOptions.mode, extraHooks: debugOptions.hooks)
+        }
+        if status != RunExitCode.done { throw ExitCode(status) }
     }
+}
+
+/// Builds and runs the `mpirun` command line of `lors train --np N`.
+struct MPILauncher {
+    var ranks: Int
+    /// BLAS threads per rank (nil: max(1, cores / ranks)).
+    var threads: Int?
+    var environment = ProcessInfo.processInfo.environment
+    var cores = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Inside a Slurm allocation (SLURM_JOB_ID): its task count.
+    var slurmTasks: Int? {
+        guard environment["SLURM_JOB_ID"] != nil else { return nil }
+        return environment["SLURM_NTASKS"].flatMap(Int.init)
+    }
+
+    var threadsPerRank: Int { max(1, threads ?? (cores / ranks)) }
+
+    /// `lors-worker` next to this executable.
+    static func workerPath() -> String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors-worker")
+    }
+
+    /// The mpirun arguments (after `mpirun`) and the extra environment.
+    func commandLine(worker: String, config: String, workDirectory: String?, overrides: [String]) throws -> (arguments: [String], environment: [String: String]) {
+        var args: [String] = []
+        var env: [String: String] = [:]
+        if let tasks = slurmTasks {
+            guard ranks <= tasks else {
+                throw LaunchError("--np \(ranks) exceeds the Slurm allocation's SLURM_NTASKS = \(tasks) "
+                                  + "(use --np \(tasks) or fewer, or a larger allocation)")
+            }
+        } else if ranks > cores {
+            args.append("--oversubscribe")
+        }
+        if getuid() == 0 {
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        }
+        // Several ranks share the cores with their own BLAS threads: no binding to one core each.
+        args += ["--bind-to", "none"]
+        env["LORS_NUM_THREADS"] = String(threadsPerRank)
+        env["OPENBLAS_NUM_THREADS"] = String(threadsPerRank)
+        // Containers often forbid cross-memory attach (vader's large-message path); copy-in/out always works.
+        if environment["OMPI_MCA_btl_vader_single_copy_mechanism"] == nil { env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none" }
+        for name in ["LORS_NUM_THREADS", "OPENBLAS_NUM_THREADS"] { args += ["-x", name] }
+        args += ["-np", String(ranks), worker, "--config", config]
+        if let workDirectory { args += ["--work-dir", workDirectory] }
+        for o in overrides { args += ["--set", o] }
+        return (args, env)
+    }
+
+    /// Runs mpirun (inheriting stdout/stderr) and returns its exit status.
+    func run(config: String, workDirectory: String?, overrides: [String], resume: String = "auto") throws -> Int32 {
+        let worker = MPILauncher.workerPath()
+        guard FileManager.default.isExecutableFile(atPath: worker) else {
+            throw LaunchError("lors-worker not found next to lors (\(worker)); build it with swift build")
+        }
+        var (args, extra) = try commandLine(worker: worker, config: config, workDirectory: workDirectory, overrides: overrides)
+        args += ["--resume", resume]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["mpirun"] + args
+        process.environment = environment.merging(extra) { _, new in new }
+        FileHandle.standardError.write(Data("lors train: mpirun \(args.joined(separator: " "))\n".utf8))
+        // A SIGTERM to the launcher reaches the ranks as SIGUSR1 through mpirun (which kills ranks ~1 s after
+        // forwarding a SIGTERM), so they agree to stop, checkpoint and exit 75; a second SIGTERM is passed on.
+        return try SignalForwarding.runChild(process).status
+    }
+}
+
+/// A launcher error (exit code 1, message on stderr).
+struct LaunchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -140,7 +140,7 @@ public final class Trainer {
 
     /// Trains from `state.step` to `finalStep` (or a stop request), running the hooks.
     public func run() throws {
-        try communicator.prepare(parameters: model.trainableParameters)
+        try communicator.prepare(trainer: self)
         try hooks.forEach { try $0.beforeRun(self) }
         do {
             while state.step < finalStep && state.stopReason == nil {
@@ -203,6 +203,7 @@ public final class Trainer {
                 loss = Tensor.crossEntropy(logits, targets: batch.labels, labelSmoothing: settings.labelSmoothing,
                                            reduction: .sumDividedBy(Float(settings.batchSize)))
             }
+            communicator.beginBackward(synchronize: part == settings.accumulationSteps - 1)
             loss.backward()
             localLoss += Double(loss.item())
         }
@@ -217,9 +218,9 @@ public final class Trainer {
         consecutiveNonFiniteSteps = 0
         var norm: Double? = nil
         if let clip = settings.gradientClip, clip > 0 {
-            norm = clipGradientNorm(parameters: parameters, maxNorm: clip)
+            norm = communicator.clipGradientNorm(parameters, maxNorm: clip)
         }
-        withoutGradients { optimizer.step(learningRate: learningRate) }
+        try communicator.step(optimizer: optimizer, learningRate: learningRate)
         state.step = stepNumber
         return StepResult(step: stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, gradientNorm: norm,
                           samples: settings.batchSize, seconds: Date().timeIntervalSince(started))

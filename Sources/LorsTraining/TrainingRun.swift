@@ -1,6 +1,7 @@
 import Foundation
 import LorsConfig
 import LorsData
+import LorsDistributed
 import LorsNN
 import LorsTensor
 
@@ -17,8 +18,12 @@ public final class TrainingRun {
     public let workDirectory: String
     public let trainer: Trainer
 
-    public init(config: Config, workDirectory: String, communicator: any TrainingCommunicator = SingleProcessCommunicator(),
+    /// - Parameter communicator: the process group; nil = `DataParallelCommunicator` over
+    ///   `LocalCommunicator` (world size 1 with the same reducer, clip order and `dist.*` settings as N ranks).
+    /// - Parameter stopOnSignals: SIGUSR1/SIGTERM stop the run after a step with a checkpoint (exit code 75).
+    public init(config: Config, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
                 extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
+        let communicator = communicator ?? DataParallelCommunicator(LocalCommunicator(), config: config)
         self.config = config
         self.workDirectory = workDirectory
         let isMain = communicator.rank == 0
@@ -63,6 +68,12 @@ public final class TrainingRun {
         if stopOnSignals { hooks.append(StopRequestHook()) }
         trainer = try Trainer(model: model, optimizer: optimizer, schedule: schedule, trainData: trainData, testData: testData,
                               settings: settings, communicator: communicator, hooks: hooks, log: log)
+    }
+
+    /// A run over `world` (MPI, local or a simulated replica) with the `dist.*` settings of `config`.
+    public convenience init(config: Config, workDirectory: String, world: Communicator, extraHooks: [any TrainingHook] = []) throws {
+        try self.init(config: config, workDirectory: workDirectory,
+                      communicator: DataParallelCommunicator(world, config: config), extraHooks: extraHooks)
     }
 
     /// Runs the loop to the end of the schedule or `train.max_steps`.

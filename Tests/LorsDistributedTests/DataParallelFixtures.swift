@@ -72,6 +72,8 @@ struct RunResult {
     var norms: [Double] = []
     var losses: [Double] = []
     var optimizerStateKeys: [String] = []
+    /// Names of the parameters the reducer marked as shared (final bucket).
+    var sharedNames: [String] = []
 }
 
 struct RunOptions {
@@ -117,6 +119,7 @@ func trainRun(_ communicator: Communicator, _ options: RunOptions = RunOptions()
         let (epoch, batch) = sampler.position(ofStep: step)
         let samples = sampler.localBatch(epoch: epoch, index: batch)
         reducer.zeroGradients()
+        precondition(samples.count % options.microBatches == 0, "\(samples.count) samples per rank in \(options.microBatches) micro-batches")
         let per = samples.count / options.microBatches
         var localLoss = 0.0
         for m in 0..<options.microBatches {

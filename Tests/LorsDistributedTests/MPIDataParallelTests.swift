@@ -27,13 +27,21 @@ final class MPIDataParallelTests: XCTestCase {
         }
     }
 
-    private func check(_ options: RunOptions, tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
-        let mpi = try trainRun(communicator, options)
+    private func check(_ options: RunOptions, model: ModelCase? = nil, tolerance: Float = 1e-5,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let train: (Communicator) throws -> RunResult = { comm in
+            if let model { return try modelTrainRun(comm, model, options) }
+            return try trainRun(comm, options)
+        }
+        let mpi = try train(communicator)
         // Same bits on every rank.
         let named = mpi.parameters.keys.sorted().map { ($0, Tensor(mpi.parameters[$0]!, shape: [mpi.parameters[$0]!.count])) }
         XCTAssertNoThrow(try ReplicaSynchronization.verifyIdentical(named, communicator: communicator), file: file, line: line)
-        let simulated = try SimulatedWorld(size: communicator.size).run { try trainRun($0, options) }[0]
-        let single = try trainRun(LocalCommunicator(), options)
+        let simulated = try SimulatedWorld(size: communicator.size).run { try train($0) }[0]
+        let single = try train(LocalCommunicator())
+        // The same world size again: the same bits.
+        let again = try train(communicator)
+        XCTAssertTrue(bitwiseEqual(mpi.parameters, again.parameters), "rank \(communicator.rank): rerun differs", file: file, line: line)
         for (name, reference) in [("simulated world", simulated), ("single rank", single)] {
             let (g, gName) = worstDifference(reference.firstGradients, mpi.firstGradients)
             XCTAssertLessThanOrEqual(g, tolerance, "rank \(communicator.rank): gradient '\(gName)' vs \(name)", file: file, line: line)
@@ -54,6 +62,21 @@ final class MPIDataParallelTests: XCTestCase {
         options.zero = true
         options.adamw = true
         options.microBatches = 2
+        options.globalBatch = 24  // 2 micro-batches per rank at np 2, 3 and 4
         try check(options)
+    }
+
+    func testLORSViTEqualsSimulationAndSingleRank() throws {
+        var options = RunOptions()
+        options.clip = 0.5
+        options.bucketCapBytes = 4096
+        try check(options, model: .lorsViT)
+    }
+
+    func testLORSAdaMixerDecoderEqualsSimulationAndSingleRank() throws {
+        var options = RunOptions()
+        options.clip = 0.5
+        options.bucketCapBytes = 4096
+        try check(options, model: .lorsAdaMixer)
     }
 }

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import LorsConfig
+import LorsDistributed
+import LorsTensor
+import LorsTraining
+
+/// `lors-worker --config CONFIG [--work-dir DIR] [--set key=value ...] [--resume auto|none|PATH] [--threads T]`: one MPI rank
+/// of a data-parallel run (SPMD), under `mpirun -np N` or `srun --mpi=pmix`; `lors train --np N`
+/// starts N of these. Progress is printed by rank 0; an error on any rank is printed with the rank
+/// and aborts every rank (`MPI_Abort`), so the job exits 1.
+public struct WorkerCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "lors-worker",
+        abstract: "One MPI rank of a data-parallel training run (start N with mpirun -np N, srun, or lors train --np N).",
+        discussion: "Same defaults and semantics as lors train. BLAS threads per rank: --threads, train.threads, "
+            + "LORS_NUM_THREADS, else max(1, cores / ranks on this node). Exit codes: 0 done, 1 error, "
+            + "75 stopped by SIGUSR1/SIGTERM after a checkpoint (run again to resume; --resume auto is the default).")
+
+    @Option(name: .customLong("config"), help: ArgumentHelp("Config file (YAML).", valueName: "config"))
+    var config: String
+
+    @Option(name: .customLong("work-dir"), help: ArgumentHelp("Output directory (default: work_dirs/<config name>).", valueName: "dir"))
+    var workDirectory: String?
+
+    @Option(name: .customLong("set"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Override a config key: --set train.batch_size=128 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(name: .long, help: "BLAS/kernel threads of this rank (default: see below).")
+    var threads: Int?
+
+    @OptionGroup var resumeOptions: ResumeOptions
+
+    public init() {}
+
+    /// Parses `arguments`, runs, and exits: 0 when done, 1 on any error (usage errors included; `--help` exits 0).
+    public static func mainExitingOnError(_ arguments: [String]? = nil) -> Never {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let command: WorkerCommand
+        do {
+            command = try parse(arguments)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            FileHandle.standardError.write(Data("lors-worker: \(fullMessage(for: error))\n".utf8))
+            Foundation.exit(1)
+        }
+        let world: MPICommunicator
+        do {
+            world = try MPICommunicator()
+        } catch {
+            FileHandle.standardError.write(Data("lors-worker: MPI initialisation failed: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+        let status: Int32
+        do {
+            status = try command.train(world: world)
+        } catch {
+            if world.size == 1 {
+                FileHandle.standardError.write(Data("lors[rank 0]: \(error)\n".utf8))
+                Foundation.exit(1)
+            }
+            // Prints "lors[rank r]: message" and ends every rank (MPI_Abort) so no rank waits forever in a collective.
+            world.abort(message: "\(error)")
+        }
+        Foundation.exit(status)  // the atexit hook finalises MPI
+    }
+
+    public func run() throws {
+        let status = try train(world: try MPICommunicator())
+        if status != RunExitCode.done { throw ExitCode(status) }
+    }
+
+    /// Trains as one rank of `world`.
+    /// Trains as one rank of `world`; returns the exit code (0 done, 75 stopped by a signal after a checkpoint).
+    func train(world: Communicator) throws -> Int32 {
+        let options = ConfigOptions(config: config, overrides: overrides)
+        let loaded = try options.load()
+        WorkerCommand.applyThreads(explicit: threads, config: loaded)
+        return try RunDriver.train(config: loaded, workDirectory: workDirectory ?? options.defaultWorkDir, world: world,
+                                   resume: resumeOptions.mode)
+    }
+
+    /// Threads per rank: `explicit`, else `train.threads`, else `LORS_NUM_THREADS`, else
+    /// max(1, cores / ranks on this node) (from OMPI_COMM_WORLD_LOCAL_SIZE / SLURM_NTASKS_PER_NODE).
+    static func applyThreads(explicit: Int?, config: Config) {
+        let env = ProcessInfo.processInfo.environment
+        if let explicit {
+            Threading.setThreads(explicit)
+        } else if config.int("train.threads") > 0 {
+            Threading.setThreads(config.int("train.threads"))
+        } else if env["LORS_NUM_THREADS"] != nil {
+            Threading.configureFromEnvironment()
+        } else {
+            let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
+                .lazy.compactMap { env[$0].flatMap { Int($0.prefix { $0.isNumber }) } }.first ?? 1
+            Threading.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import LorsConfig
+import LorsDistributed
+import LorsNN
+import LorsOptim
+import LorsTensor
+
+/// The training loop's communicator over a `LorsDistributed.Communicator` (MPI, local or a
+/// simulated replica): start-up broadcast + checksum, the bucketed `GradientReducer` (all-reduces
+/// launched from the gradient-final hooks during backward, shared LORS weights in the final
+/// bucket), the reducer's fixed-order clipping and, with `zero1`, a `ShardedOptimizer`.
+///
+/// The same adapter runs at world size 1 (over `LocalCommunicator`), so the clip norm is summed in
+/// the same order whatever the world size.
+public final class DataParallelCommunicator: TrainingCommunicator {
+    /// The process group.
+    public let world: Communicator
+    /// Bucket size cap (`dist.bucket_cap_mb`).
+    public let bucketCapBytes: Int
+    /// Shard the optimizer state (`dist.zero1`).
+    public let zero1: Bool
+    /// Built by `prepare`.
+    public private(set) var reducer: GradientReducer?
+    /// Built by `prepare` when `zero1`.
+    public private(set) var shardedOptimizer: ShardedOptimizer?
+    /// Names of the parameters used more than once per forward (found by a dry forward in `prepare`).
+    public private(set) var sharedParameterNames: [String] = []
+
+    public init(_ world: Communicator, bucketCapBytes: Int = 25 << 20, zero1: Bool = false) {
+        self.world = world
+        self.bucketCapBytes = bucketCapBytes
+        self.zero1 = zero1
+    }
+
+    /// The adapter `config` asks for (`dist.bucket_cap_mb`, `dist.zero1`) over `world`.
+    public convenience init(_ world: Communicator, config: Config) {
+        self.init(world, bucketCapBytes: max(4, Int(config.double("dist.bucket_cap_mb") * 1_048_576)), zero1: config.bool("dist.zero1"))
+    }
+
+    public var rank: Int { world.rank }
+    public var worldSize: Int { world.size }
+
+    /// Without a model: broadcast + reducer over unnamed parameters, no shared-weight marking.
+    public func prepare(parameters: [Tensor]) throws {
+        guard reducer == nil else { return }
+        let named = parameters.enumerated().map { ($0.element.name.isEmpty ? "param.\($0.offset)" : $0.element.name, $0.element) }
+        try ReplicaSynchronization.broadcastInitialState(named, communicator: world)
+        reducer = GradientReducer(parameters: named, communicator: world, bucketCapBytes: bucketCapBytes)
+    }
+
+    /// Broadcasts rank 0's parameters and buffers (each unique tensor once) and compares checksums
+    /// on all ranks; finds the shared weights by a one-sample dry forward; builds the reducer (and
+    /// the ZeRO-1 optimizer).
+    public func prepare(trainer: Trainer) throws {
+        guard reducer == nil else { return }
+        let model = trainer.model
+        let named = model.namedParameters()
+        try ReplicaSynchronization.broadcastInitialState(named + model.namedBuffers(), communicator: world)
+        let trainable = named.filter { $0.1.requiresGrad }
+        let probe = trainer.trainData.assemble([0], epoch: 0)
+        let shared = GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1)) {
+            _ = model(probe.images, .inference)
+        }
+        let reducer = GradientReducer(parameters: trainable, communicator: world, bucketCapBytes: bucketCapBytes,
+                                      sharedParameters: shared)
+        self.reducer = reducer
+        sharedParameterNames = reducer.names.enumerated().filter { reducer.isShared[$0.offset] }.map(\.element)
+        if zero1 {
+            let template = trainer.optimizer
+            shardedOptimizer = ShardedOptimizer(parameters: reducer.parameters, groups: template.groups, communicator: world) {
+                DataParallelCommunicator.rebuild(template, groups: $0)
+            }
+        }
+    }
+
+    public func beginBackward(synchronize: Bool) {
+        reducer?.beginBackward(synchronize: synchronize)
+    }
+
+    public func synchronizeGradients(_ parameters: [Tensor]) throws {
+        guard let reducer else { throw DistributedError.usage("DataParallelCommunicator: prepare was not called") }
+        try reducer.finish()
+    }
+
+    public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Double) -> Double {
+        reducer?.clipGradientNorm(maxNorm: maxNorm) ?? LorsOptim.clipGradientNorm(parameters: parameters, maxNorm: maxNorm)
+    }
+
+    public func step(optimizer: any Optimizer, learningRate: Double) throws {
+        if let shardedOptimizer {
+            // Not inside `withoutGradients`: the gradient mode is process-wide, and the step's broadcasts hand the
+            // baton to other simulated replicas, which must not run their forward with recording off.
+            // The optimizer kernels and `assign` do not record.
+            try shardedOptimizer.step(learningRate: learningRate)
+        } else {
+            withoutGradients { optimizer.step(learningRate: learningRate) }
+        }
+    }
+
+    public func sum(_ values: [Double]) throws -> [Double] {
+        try values.map { try world.allReduceSum($0) }
+    }
+
+    /// An optimizer of `template`'s type and settings over `groups` (the ZeRO-1 shard).
+    static func rebuild(_ template: any Optimizer, groups: [ParameterGroup]) -> any Optimizer {
+        switch template {
+        case let a as AdamW:
+            return AdamW(groups: groups, learningRate: a.baseLearningRate, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon,
+                         weightDecay: a.weightDecay)
+        case let s as SGD:
+            return SGD(groups: groups, learningRate: s.baseLearningRate, momentum: s.momentum, weightDecay: s.weightDecay,
+                       nesterov: s.nesterov)
+        default:
+            preconditionFailure("dist.zero1: no sharded form of \(type(of: template))")
+        }
+    }
+}

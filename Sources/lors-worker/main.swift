@@ -1,0 +1,5 @@
+import LorsCLI
+import LorsTensor
+
+BLASRuntime.ensureOptimizedKernels()
+WorkerCommand.mainExitingOnError()

@@ -1,0 +1,200 @@
+import Foundation
+import XCTest
+@testable import LorsCLI
+import LorsConfig
+import LorsDistributed
+import LorsTraining
+
+/// Shared by the in-process and the MPI trainer tests.
+enum DistributedTrainingSupport {
+    /// A tiny LORS ViT on synthetic data with dropout, drop-path, flips, crops and label smoothing:
+    /// every random draw is counter-based, so N ranks must reproduce one rank.
+    static let yaml = """
+        seed: 5
+        model:
+          vit: {image_size: 8, in_channels: 1, patch_size: 4, num_classes: 4, embed_dim: 16, depth: 2, num_heads: 2,
+                drop_rate: 0.1, drop_path_rate: 0.1}
+          lors: {enabled: true, rank: 2, attn_groups: [1, 2], ffn_groups: [2, 1], targets: [qkv, proj, fc1, fc2]}
+        data:
+          dataset: synthetic
+          max_train_samples: 96
+          max_test_samples: 40
+          augmentation: {random_flip: true, random_crop_padding: 1, label_smoothing: 0.1}
+        train: {batch_size: 24, epochs: 2, max_steps: 5, log_interval: 1, grad_clip: 0.5}
+        optimizer: {type: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.01, no_decay_on: [norm, bias]}
+        lr_schedule: {policy: cosine, warmup_iters: 2}
+        eval: {test_batch_size: 16, interval_epochs: 10}
+        log: {console: false, tensorboard: false}
+        """
+
+    static func temporaryDirectory() throws -> String {
+        let d = (NSTemporaryDirectory() as NSString).appendingPathComponent("lors-dp-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func config(_ directory: String, _ overrides: [String] = [], yaml: String = DistributedTrainingSupport.yaml) throws -> Config {
+        let path = (directory as NSString).appendingPathComponent("dp.yaml")
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return try ConfigOptions(config: path, overrides: overrides).load()
+    }
+
+    static func parameters(_ run: TrainingRun) -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: run.trainer.model.namedParameters().map { ($0.0, $0.1.toArray()) })
+    }
+
+    /// Trains over `world` (nil: the default local communicator) into a fresh work dir; rank 0's parameters.
+    static func train(_ config: Config, in directory: String, world: Communicator? = nil) throws -> [String: [Float]] {
+        let work = (directory as NSString).appendingPathComponent("work-\(UUID().uuidString.prefix(6))")
+        let run = try world.map { try TrainingRun(config: config, workDirectory: work, world: $0) }
+            ?? TrainingRun(config: config, workDirectory: work)
+        try run.run()
+        return parameters(run)
+    }
+
+    /// `lors train --simulate-ranks N`'s code path: N replicas of `TrainingRun` in one process.
+    static func simulate(_ size: Int, _ config: Config, in directory: String) throws -> [[String: [Float]]] {
+        let work = (directory as NSString).appendingPathComponent("sim-\(UUID().uuidString.prefix(6))")
+        return try SimulatedWorld(size: size).run { replica in
+            let run = try TrainingRun(config: config, workDirectory: work, world: replica)
+            try run.run()
+            return parameters(run)
+        }
+    }
+
+    /// The largest per-tensor max|a − b| / max|a| and its tensor.
+    static func worst(_ a: [String: [Float]], _ b: [String: [Float]]) -> (Float, String) {
+        var worst: (Float, String) = (0, "")
+        for (name, x) in a {
+            guard let y = b[name], y.count == x.count else { return (.infinity, name) }
+            var diff: Float = 0, scale: Float = 0
+            for i in x.indices { diff = max(diff, abs(x[i] - y[i])); scale = max(scale, abs(x[i])) }
+            let d = scale == 0 ? diff : diff / scale
+            if d > worst.0 || d.isNaN { worst = (d, name) }
+        }
+        return worst
+    }
+
+    static func bitwiseEqual(_ a: [String: [Float]], _ b: [String: [Float]]) -> Bool {
+        a.keys.sorted() == b.keys.sorted() && a.allSatisfy { k, v in v.map(\.bitPattern) == b[k]!.map(\.bitPattern) }
+    }
+}
+
+/// The training loop over the data-parallel communicator, in one process.
+final class DistributedTrainingTests: XCTestCase {
+    var directory = ""
+    override func setUpWithError() throws { directory = try DistributedTrainingSupport.temporaryDirectory() }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func testSimulatedRanksEqualOneRankThroughTheTrainer() throws {
+        let config = try DistributedTrainingSupport.config(directory)
+        let reference = try DistributedTrainingSupport.train(config, in: directory)
+        for size in [2, 3, 4] {
+            let results = try DistributedTrainingSupport.simulate(size, config, in: directory)
+            for r in 1..<size { XCTAssertTrue(DistributedTrainingSupport.bitwiseEqual(results[r], results[0]), "world \(size) rank \(r)") }
+            let (d, name) = DistributedTrainingSupport.worst(reference, results[0])
+            XCTAssertLessThanOrEqual(d, 1e-5, "world \(size): '\(name)' after 5 steps differs by \(d)")
+        }
+    }
+
+    func testZeroOneEqualsUnshardedThroughTheTrainer() throws {
+        let plain = try DistributedTrainingSupport.simulate(2, try DistributedTrainingSupport.config(directory, ["optimizer.type=adamw"]),
+                                                            in: directory)
+        let sharded = try DistributedTrainingSupport.simulate(
+            2, try DistributedTrainingSupport.config(directory, ["optimizer.type=adamw", "dist.zero1=true"]), in: directory)
+        XCTAssertTrue(DistributedTrainingSupport.bitwiseEqual(plain[0], sharded[0]))
+    }
+
+    func testSimulateRanksCommandTrainsAndWritesMetrics() throws {
+        let path = (directory as NSString).appendingPathComponent("cmd.yaml")
+        try DistributedTrainingSupport.yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let work = (directory as NSString).appendingPathComponent("cmd-work")
+        var command = try LorsCommand.parseAsRoot(["train", path, "--simulate-ranks", "3", "--work-dir", work, "--threads", "1"])
+        try command.run()
+        let metrics = try String(contentsOfFile: work + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertEqual(metrics.split(separator: "\n").filter { $0.contains("\"type\":\"train\"") }.count, 5, metrics)
+    }
+
+    func testWorldSizeThatDoesNotDivideTheBatchIsAnErrorNamingBothNumbers() throws {
+        let config = try DistributedTrainingSupport.config(directory, ["train.batch_size=16", "data.max_train_samples=64"])
+        XCTAssertThrowsError(try DistributedTrainingSupport.simulate(3, config, in: directory)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("16") && text.contains("3 rank"), text)
+        }
+    }
+
+    func testLauncherCommandLineAndSlurmLimit() throws {
+        var launcher = MPILauncher(ranks: 8, threads: nil, environment: [:], cores: 2)
+        let (args, env) = try launcher.commandLine(worker: "/bin/lors-worker", config: "c.yaml", workDirectory: "w", overrides: ["a=1"])
+        XCTAssertTrue(args.contains("--oversubscribe"))
+        XCTAssertEqual(Array(args.suffix(9)), ["-np", "8", "/bin/lors-worker", "--config", "c.yaml", "--work-dir", "w", "--set", "a=1"])
+        XCTAssertEqual(env["LORS_NUM_THREADS"], "1")
+        launcher.ranks = 2
+        launcher.cores = 16
+        let (args2, env2) = try launcher.commandLine(worker: "w", config: "c", workDirectory: nil, overrides: [])
+        XCTAssertFalse(args2.contains("--oversubscribe"))
+        XCTAssertEqual(env2["LORS_NUM_THREADS"], "8")
+        launcher.environment = ["SLURM_JOB_ID": "42", "SLURM_NTASKS": "2"]
+        launcher.ranks = 4
+        XCTAssertThrowsError(try launcher.commandLine(worker: "w", config: "c", workDirectory: nil, overrides: [])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("--np 4") && text.contains("SLURM_NTASKS = 2"), text)
+        }
+    }
+
+    /// Evaluation sharded over 3 ranks (10,000 is not divisible by 3) counts exactly what one rank counts.
+    func testEvaluationOnThreeRanksEqualsOneRankOnFashionMNIST() throws {
+        let root = "/usr/share/datasets/fashion-mnist"
+        guard FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte.gz") else {
+            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        }
+        let yaml = """
+            seed: 1
+            model:
+              vit: {image_size: 28, in_channels: 1, patch_size: 7, num_classes: 10, embed_dim: 16, depth: 1, num_heads: 2}
+              lors: {enabled: true, rank: 2, attn_groups: [1], ffn_groups: [1]}
+            data: {dataset: fashion_mnist, root: \(root), max_train_samples: 64}
+            train: {batch_size: 12, epochs: 1}
+            eval: {test_batch_size: 1000}
+            log: {console: false, tensorboard: false}
+            """
+        let config = try DistributedTrainingSupport.config(directory, yaml: yaml)
+        let work = (directory as NSString).appendingPathComponent("eval")
+        let one = try TrainingRun(config: config, workDirectory: work).trainer.evaluate()
+        let three = try SimulatedWorld(size: 3).run { replica in
+            try TrainingRun(config: config, workDirectory: work, world: replica).trainer.evaluate()
+        }
+        XCTAssertEqual(one.accuracy.total, 10_000)
+        for r in three {
+            XCTAssertEqual(r.accuracy.total, 10_000)
+            XCTAssertEqual(r.accuracy.correctTop1, one.accuracy.correctTop1)
+            XCTAssertEqual(r.accuracy.correctTop5, one.accuracy.correctTop5)
+        }
+        XCTAssertGreaterThan(one.accuracy.correctTop1, 0)
+    }
+}
+
+/// The trainer under mpirun (`lors-worker`'s code path) against `--simulate-ranks` (same world size)
+/// and one rank. Runs only with LORS_EXPECT_RANKS (cluster/test.sh).
+final class MPITrainingTests: XCTestCase {
+    func testMPITrainerEqualsSimulatedRanksAndOneRank() throws {
+        guard let text = ProcessInfo.processInfo.environment["LORS_EXPECT_RANKS"], let expected = Int(text) else {
+            throw XCTSkip("multi-rank MPI test: run under mpirun with LORS_EXPECT_RANKS=N (bash cluster/test.sh)")
+        }
+        let world = try MPICommunicator()
+        XCTAssertEqual(world.size, expected)
+        // Rank 0's directory for every rank (only rank 0 writes).
+        let mine = try DistributedTrainingSupport.temporaryDirectory()
+        let shared = String(decoding: try world.broadcast(bytes: Array(mine.utf8), root: 0), as: UTF8.self)
+        defer { if world.rank == 0 { try? FileManager.default.removeItem(atPath: shared) } else { try? FileManager.default.removeItem(atPath: mine) } }
+        let config = try DistributedTrainingSupport.config(mine, ["train.batch_size=\(expected * 8)", "data.max_train_samples=\(expected * 32)"])
+        let mpi = try DistributedTrainingSupport.train(config, in: shared, world: world)
+        let simulated = try DistributedTrainingSupport.simulate(expected, config, in: mine)[0]
+        let single = try DistributedTrainingSupport.train(config, in: mine)
+        for (name, reference) in [("--simulate-ranks \(expected)", simulated), ("one rank", single)] {
+            let (d, tensor) = DistributedTrainingSupport.worst(reference, mpi)
+            XCTAssertLessThanOrEqual(d, 1e-5, "rank \(world.rank): '\(tensor)' vs \(name) differs by \(d)")
+        }
+        try world.barrier()
+    }
+}
