@@ -4,7 +4,8 @@
 #
 #   bash cluster/quickstart.sh [extra lors train options, e.g. --set train.epochs=2]
 #
-# Environment: CONFIG (default configs/fmnist_vit_lors.yaml), WORK_DIR (default work_dirs/<config name>).
+# Environment: CONFIG (default configs/fmnist_vit_lors.yaml), WORK_DIR (default work_dirs/<config name>), NP (MPI ranks,
+# default 2: data-parallel through mpirun and lors-worker, one BLAS thread per rank on a 2-core machine).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,7 +15,7 @@ WORK_DIR=${WORK_DIR:-work_dirs/$name}
 
 bash cluster/setup.sh                      # installs missing packages, then swift build -c release
 start=$(date +%s)
-.build/release/lors train "$CONFIG" --work-dir "$WORK_DIR" "$@"
+.build/release/lors train "$CONFIG" --np "${NP:-2}" --work-dir "$WORK_DIR" "$@"
 end=$(date +%s)
 
 # The last evaluation line of metrics.jsonl holds the final test accuracy.
