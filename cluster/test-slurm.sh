@@ -56,8 +56,9 @@ wait_job_gone() { # JOB TIMEOUT: until the job is no longer pending/running
     return 1
 }
 
-# The uninterrupted reference (one process; N ranks give the same numbers by design).
-if timeout 300 "$bin/lors" train "$config" --work-dir "$root/reference" --threads 1 --set train.max_steps=$steps \
+# The uninterrupted reference, on 2 MPI ranks like the runs it is compared with: N ranks equal one rank to
+# rounding (MPI's summation order), and the same N ranks equal each other bitwise, which is what is checked here.
+if timeout 300 "$bin/lors" train "$config" --np 2 --work-dir "$root/reference" --set train.max_steps=$steps \
         --set log.console=false && [ -n "$(latest "$root/reference")" ]; then
     pass "reference run ($(latest "$root/reference"))"
 else
@@ -84,11 +85,13 @@ else
     if wait_step "$root/b" 3 120; then
         scancel --batch --signal=USR1 "$job"
         # Slurm makes a requeued job eligible only ~2 min later (Reason=BeginTime); the test does not wait for that.
+        # Wait until the requeued job is PENDING again (its first run and that run's srun step fully cleaned up:
+        # starting it while slurmd still terminates the old step makes the new step's launch fail).
         for _ in $(seq 1 60); do
-            scontrol show job -o "$job" 2>/dev/null | grep -q 'Restarts=[1-9]' && break
+            scontrol show job -o "$job" 2>/dev/null | grep -q 'Restarts=[1-9].*JobState=PENDING\|JobState=PENDING.*Restarts=[1-9]' && break
             sleep 1
         done
-        sleep 1
+        sleep 3
         scontrol update JobId="$job" StartTime=now 2>/dev/null || true
         wait_job_gone "$job" 240
     fi

@@ -63,51 +63,90 @@ struct SgemmBench: ParsableCommand {
 
 /// One full training step (forward, backward, AdamW) of a benchmark model.
 struct StepBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "step", abstract: "Time full training steps (forward, backward, AdamW).")
-    @Option(help: "Model: vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes) or vit-tiny-lors (the same with LORST).")
+    static let configuration = CommandConfiguration(
+        commandName: "step", abstract: "Time full training steps (forward, backward, AdamW).",
+        discussion: "Several comma-separated models run side by side: their steps alternate, so machine noise hits all "
+            + "of them alike, and the JSON adds `step_time_ratio` (each model's median over the first model's).")
+    @Option(help: "Model(s): vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes), vit-tiny-lors (the same with LORST); comma-separated to compare.")
     var model: String = "vit-tiny"
     @Option(help: "Batch size.") var batch: Int = 64
-    @Option(help: "Timed steps (after 2 warm-up steps).") var steps: Int = 10
+    @Option(help: "Timed steps per model (after 2 warm-up steps).") var steps: Int = 10
     @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
-        threads.apply()
-        guard let built = BenchModels.make(model) else {
-            throw ValidationError("unknown model '\(model)'; known: \(BenchModels.names.joined(separator: ", "))")
-        }
-        let (network, config) = built
-        network.initializeParameters(seed: 0)
-        let images = Tensor(RandomKey(seed: 1, purpose: "bench.images").uniforms(batch * 3 * 32 * 32, low: -1, high: 1),
-                            shape: [batch, 3, 32, 32])
-        let labels = (0..<batch).map { Int32($0 % config.numClasses) }
-        let optimizer = AdamW(parameters: network.trainableParameters, learningRate: 1e-4, weightDecay: 0.05)
+    /// One model with its optimizer and inputs.
+    final class Runner {
+        let name: String
+        let network: VisionTransformer
+        let config: ViTConfiguration
+        let optimizer: AdamW
+        let images: Tensor
+        let labels: [Int32]
         var times: [Double] = []
-        var freshBefore = 0
-        for i in 0..<(steps + 2) {
-            if i == 2 { freshBefore = Backends.current.memoryStatistics.freshAllocations }
-            let t = seconds {
+
+        init(name: String, batch: Int) throws {
+            guard let (network, config) = BenchModels.make(name) else {
+                throw ValidationError("unknown model '\(name)'; known: \(BenchModels.names.joined(separator: ", "))")
+            }
+            network.initializeParameters(seed: 0)
+            self.name = name
+            self.network = network
+            self.config = config
+            optimizer = AdamW(parameters: network.trainableParameters, learningRate: 1e-4, weightDecay: 0.05)
+            images = Tensor(RandomKey(seed: 1, purpose: "bench.images").uniforms(batch * 3 * 32 * 32, low: -1, high: 1),
+                            shape: [batch, 3, 32, 32])
+            labels = (0..<batch).map { Int32($0 % config.numClasses) }
+        }
+
+        func step(_ i: Int) -> Double {
+            seconds {
                 let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
-                let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(batch)))
+                let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(images.shape[0])))
                 loss.backward()
                 optimizer.step(learningRate: 1e-4)
                 optimizer.zeroGrad()
             }
-            if i >= 2 { times.append(t) }
         }
-        let flop = BenchModels.trainingFLOPs(config, batch: batch)
-        let med = median(times)
-        let result: [String: Any] = [
-            "model": model, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
-            "median_ms": med * 1000, "min_ms": (times.min() ?? 0) * 1000, "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
-            "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": network.parameterCount,
-            // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
-            // activation, gradient and workspace reused cached memory.
-            "fresh_allocations_steady": Backends.current.memoryStatistics.freshAllocations - freshBefore,
-        ]
-        if json { print(renderJSON(result)) } else {
-            print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
-                         model, batch, Threading.threads, BLASRuntime.coreName, med * 1000, flop / 1e9, flop / med / 1e9, ProcessStats.peakRSSMB))
+    }
+
+    func run() throws {
+        threads.apply()
+        let runners = try model.split(separator: ",").map { try Runner(name: String($0), batch: batch) }
+        for i in 0..<2 { for r in runners { _ = r.step(i) } }
+        let freshBefore = Backends.current.memoryStatistics.freshAllocations
+        for i in 2..<(steps + 2) { for r in runners { r.times.append(r.step(i)) } }
+        let fresh = Backends.current.memoryStatistics.freshAllocations - freshBefore
+        let results: [[String: Any]] = runners.map { r in
+            let flop = BenchModels.trainingFLOPs(r.config, batch: batch)
+            let med = median(r.times)
+            return [
+                "model": r.name, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
+                "median_ms": med * 1000, "min_ms": (r.times.min() ?? 0) * 1000,
+                // Dense-equivalent matrix-product FLOPs (the LORS variant's extra low-rank work is not counted).
+                "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
+                "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": r.network.parameterCount,
+                // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
+                // activation, gradient and workspace reused cached memory.
+                "fresh_allocations_steady": fresh,
+            ]
+        }
+        if !json {
+            for (r, res) in zip(runners, results) {
+                print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
+                             r.name, batch, Threading.threads, BLASRuntime.coreName, (res["median_ms"] as! Double),
+                             (res["gflop_per_step"] as! Double), (res["gflops"] as! Double), ProcessStats.peakRSSMB))
+            }
+        }
+        if runners.count == 1 {
+            if json { print(renderJSON(results[0])) }
+            return
+        }
+        let base = median(runners[0].times)
+        let ratios = Dictionary(uniqueKeysWithValues: runners.map { ($0.name, median($0.times) / base) })
+        if json {
+            print(renderJSON(["models": results, "step_time_ratio": ratios, "reference": runners[0].name]))
+        } else {
+            for r in runners.dropFirst() { print(String(format: "%@ / %@ step time: %.3f×", r.name, runners[0].name, ratios[r.name]!)) }
         }
     }
 }
