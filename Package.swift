@@ -51,10 +51,12 @@ let package = Package(
         .target(name: "LorsConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
+        // CRC-32 (zlib's value) with PCLMULQDQ folding on x86-64, zlib's crc32_z elsewhere.
+        .target(name: "CCRC32", dependencies: ["CZlib"]),
         // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
         .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
-        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed"]),
+        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CCRC32"]),
         // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
         .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
@@ -80,7 +82,7 @@ let package = Package(
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
         .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
                                                                 "LorsTensor", "LorsTestSupport"]),
-        .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport"]),
+        .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
                                                             "LorsOptim", "LorsTestSupport"]),

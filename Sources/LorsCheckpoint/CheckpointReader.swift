@@ -164,17 +164,38 @@ public final class CheckpointReader {
                 throw wrapped(error)
             }
         }
-        // Computed checksums: dataset i is read by rank i % size (collective reads, other ranks read nothing).
+        // Computed checksums: dataset i is read by rank i % size (independent reads into two reused buffers; the
+        // CRC of one runs on another core while the next is read).
         var computed = [Int64](repeating: 0, count: datasets.count)
+        let mine = datasets.indices.filter { structural[$0] == nil && $0 % size == rank }
+        let largest = mine.map { datasets[$0].count }.max() ?? 0
+        let buffers = (0..<2).map { _ in UnsafeMutableBufferPointer<Float>.allocate(capacity: Swift.max(largest, 1)) }
+        defer { buffers.forEach { $0.deallocate() } }
+        let pipeline = ChecksumPipeline(slots: buffers.count)
+        defer { _ = pipeline.wait() }
+        var turn = 0
         for (index, info) in datasets.enumerated() where structural[index] == nil {
-            let mine = index % size == rank
             do {
-                let values = try file.readFloats(info.path, range: mine ? nil : 0..<0)
-                if mine { computed[index] = Int64(CRC32.checksum(values)) }
+                let handle = try file.openDatasetHandle(info.path)
+                if index % size == rank {
+                    let slot = turn % buffers.count
+                    turn += 1
+                    pipeline.acquire(slot)
+                    do {
+                        try handle.read(into: buffers[slot].baseAddress!, count: info.count)
+                    } catch {
+                        pipeline.release(slot)
+                        throw error
+                    }
+                    pipeline.submit(index, UnsafeRawBufferPointer(start: buffers[slot].baseAddress, count: info.count * MemoryLayout<Float>.size),
+                                    slot: slot)
+                }
+                try handle.close()
             } catch {
                 throw wrapped(error)
             }
         }
+        for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) }
         try collective.sum(&computed)
         var problems: [CheckpointError] = []
         for (index, info) in datasets.enumerated() {
@@ -192,20 +213,24 @@ public final class CheckpointReader {
     /// (presence, shape, checksum) before any is assigned, so a failed load leaves the model unchanged. `strict`:
     /// datasets under `/model` that the model lacks are an error too.
     public func loadModel(into model: Module, strict: Bool = true) throws {
-        var pending: [(Tensor, [Float])] = []
+        var targets: [Tensor] = []
+        var requests: [(path: String, shape: [Int])] = []
         for (name, tensor) in model.namedParameters() {
-            pending.append((tensor, try read(CheckpointLayout.modelPath(name), expectedShape: tensor.shape)))
+            targets.append(tensor)
+            requests.append((CheckpointLayout.modelPath(name), tensor.shape))
         }
         var bufferNames = Set<String>()
         for (name, tensor) in model.namedBuffers() where bufferNames.insert(name).inserted {
-            pending.append((tensor, try read(CheckpointLayout.bufferPath(name), expectedShape: tensor.shape)))
+            targets.append(tensor)
+            requests.append((CheckpointLayout.bufferPath(name), tensor.shape))
         }
+        let loaded = try readVerified(requests)
         if strict {
             let known = Set(model.namedParameters().map { CheckpointLayout.modelPath($0.0) })
             let extra = datasets.map(\.path).filter { $0.hasPrefix(CheckpointLayout.modelGroup + "/") && !known.contains($0) }
             if !extra.isEmpty { throw CheckpointError.unexpectedDatasets(file: path, datasets: extra) }
         }
-        for (tensor, values) in pending { tensor.assign(Tensor(values, shape: tensor.shape)) }
+        for (tensor, values) in zip(targets, loaded) { tensor.assign(values) }
     }
 
     /// The datasets under `/optimizer` as (dotted parameter name or nil for the global step, state name).
@@ -226,7 +251,8 @@ public final class CheckpointReader {
         let mapping = OptimizerKeyMapping(optimizer: optimizer, model: model)
         let parametersByKey = Dictionary(optimizer.parameters.enumerated().map { index, p in
             (p.name.isEmpty ? "param.\(index)" : p.name, p) }, uniquingKeysWith: { first, _ in first })
-        var state: [String: Tensor] = [:]
+        var keys: [String] = []
+        var requests: [(path: String, shape: [Int])] = []
         for (parameter, stateName, info) in optimizerDatasets {
             let key: String
             var expected = info.shape
@@ -237,16 +263,79 @@ public final class CheckpointReader {
             } else {
                 key = stateName
             }
-            state[key] = Tensor(try read(info.path, expectedShape: expected), shape: expected)
+            keys.append(key)
+            requests.append((info.path, expected))
         }
+        let loaded = try readVerified(requests)
+        let state = Dictionary(zip(keys, loaded), uniquingKeysWith: { _, last in last })
         do {
-            try optimizer.loadStateDictionary(state)
+            try optimizer.loadStateDictionary(adopting: state)
         } catch {
             throw CheckpointError.optimizerState(file: path, detail: "\(error)")
         }
     }
 
     // MARK: - Internals
+
+    /// Whole datasets as new tensors, in order, each checked like `read(_:expectedShape:)` (presence, shape,
+    /// checksum); the first problem in request order is thrown. CPU tensors are read straight into their storage
+    /// (independent reads: in parallel mode every rank reads every dataset), the kernel reading the file ahead,
+    /// and checksummed on another core while the next dataset is read. Collective in parallel mode.
+    func readVerified(_ requests: [(path: String, shape: [Int])]) throws -> [Tensor] {
+        guard Backends.current is CPUBackend else {
+            return try requests.map { Tensor(try read($0.path, expectedShape: $0.shape), shape: $0.shape) }
+        }
+        var tensors: [Tensor] = []
+        var stored: [UInt32] = []
+        var handles: [HDF5Dataset] = []
+        defer { for handle in handles { try? handle.close() } }
+        // Pass 1: presence, shape, stored checksum and file extent of each dataset, up to the first problem.
+        var structuralError: (index: Int, error: Error)?
+        var extents: [(offset: Int, bytes: Int)] = []
+        for (index, request) in requests.enumerated() {
+            do {
+                let found = try shape(of: request.path)
+                guard found == request.shape else {
+                    throw CheckpointError.shapeMismatch(file: path, dataset: request.path, expected: request.shape, found: found)
+                }
+                stored.append(try storedChecksum(request.path))
+                do { handles.append(try file.openDatasetHandle(request.path)) } catch { throw wrapped(error) }
+                if let offset = handles[index].fileOffset {
+                    extents.append((offset, handles[index].count * MemoryLayout<Float>.size))
+                }
+            } catch {
+                structuralError = (index, error)
+                break
+            }
+        }
+        // Ask the kernel to read the datasets ahead (in file order, from a background thread) while this thread
+        // copies, and the CRC thread checksums, the ones already read.
+        let prefetch = Prefetch(path: path, extents: extents)
+        defer { prefetch.stop() }
+        // Pass 2: read each into a new tensor; its checksum runs on another core while the next is read.
+        let pipeline = ChecksumPipeline(slots: 0)
+        defer { withExtendedLifetime(tensors) { _ = pipeline.wait() } }   // the CRC thread reads their memory
+        func firstMismatch(before end: Int) -> CheckpointError? {
+            let computed = pipeline.wait()
+            for index in 0..<end where computed[index] != stored[index] {
+                return .checksumMismatch(file: path, dataset: requests[index].path, stored: stored[index], computed: computed[index]!)
+            }
+            return nil
+        }
+        for (index, handle) in handles.enumerated() {
+            let tensor = Tensor(uninitialized: requests[index].shape)
+            do {
+                try handle.read(into: tensor.pointer, count: tensor.count)
+            } catch {
+                throw firstMismatch(before: index) ?? wrapped(error)
+            }
+            tensors.append(tensor)
+            pipeline.submit(index, UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * MemoryLayout<Float>.size))
+        }
+        if let mismatch = firstMismatch(before: handles.count) { throw mismatch }
+        if let structuralError { throw structuralError.error }
+        return tensors
+    }
 
     func requireDataset(_ datasetPath: String) throws {
         let exists: Bool
@@ -263,5 +352,73 @@ public final class CheckpointReader {
             return CheckpointError.native(file: path, error: native)
         }
         return error
+    }
+}
+
+/// CRC-32s computed on one background thread while the caller reads the next buffer. Optional reusable buffer
+/// slots: `acquire(slot)` before filling a slot's buffer; the slot is released when its checksum is done.
+final class ChecksumPipeline: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "lors.checkpoint.crc", qos: .userInitiated)
+    private let group = DispatchGroup()
+    private var results: [Int: UInt32] = [:]
+    private let slots: [DispatchSemaphore]
+
+    init(slots: Int) { self.slots = (0..<slots).map { _ in DispatchSemaphore(value: 1) } }
+
+    func acquire(_ slot: Int) { slots[slot].wait() }
+    func release(_ slot: Int) { slots[slot].signal() }
+
+    /// Checksums `buffer` as item `index` (the buffer must stay valid until `wait()`), then releases `slot`.
+    func submit(_ index: Int, _ buffer: UnsafeRawBufferPointer, slot: Int? = nil) {
+        let memory = UncheckedBuffers(value: [buffer])
+        queue.async(group: group) { [self] in
+            // One thread: at several GB/s it keeps up with the reads, and leaves the other core to them.
+            results[index] = CRC32.checksum(memory.value[0])
+            if let slot { slots[slot].signal() }
+        }
+    }
+
+    /// Every checksum submitted so far, by index.
+    func wait() -> [Int: UInt32] {
+        group.wait()
+        return queue.sync { results }
+    }
+}
+
+/// `posix_fadvise(WILLNEED)` over file extents, in order, 8 MiB at a time, from a background thread: the kernel
+/// reads them from the disk while the caller processes the earlier ones.
+final class Prefetch: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+    private var stopped = false
+
+    init(path: String, extents: [(offset: Int, bytes: Int)]) {
+        guard !extents.isEmpty else { return }
+        DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            let step = 8 << 20
+            for extent in extents {
+                var offset = extent.offset
+                let end = extent.offset + extent.bytes
+                while offset < end {
+                    if isStopped { return }
+                    let length = Swift.min(step, end - offset)
+                    _ = posix_fadvise(fd, off_t(offset), off_t(length), Int32(POSIX_FADV_WILLNEED))
+                    offset += length
+                }
+            }
+        }
+    }
+
+    private var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+
+    /// Stops issuing hints and waits for the thread.
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        group.wait()
     }
 }

@@ -191,32 +191,39 @@ public final class CheckpointWriter {
             }
         }
 
-        // 3. Create the file and the datasets (collective), write every rank's pieces, checksum them.
+        // 3. Create the file and the datasets (collective), write every rank's pieces straight from the tensors'
+        //    memory (independent transfers: only the rank holding a piece writes it), checksum them on the other
+        //    cores meanwhile.
         let file: HDF5File
         do { file = try HDF5File(path: path, mode: .create, comm: comm) } catch { throw wrap(error) }
+        var handles: [HDF5Dataset] = []
         var closed = false
-        defer { if !closed { try? file.close() } }
+        defer {
+            if !closed {
+                for handle in handles { try? handle.close() }
+                try? file.close()
+            }
+        }
         do {
             try file.createGroup(CheckpointLayout.metaGroup)
-            for entry in entries { try file.createDataset(entry.path, shape: entry.shape) }
-            var checksums = [Int64](repeating: 0, count: count * size)
-            var written = 0
-            for index in 0..<count {
-                let entry = entries[index]
-                let range = localRange(index, owner: owners[index], rank: rank)
-                let values: [Float]
-                switch entry.source {
-                case .replicated(let tensor): values = range.isEmpty ? [] : tensor.toArray()
-                case .values(let array): values = range.isEmpty ? [] : array
-                case .shard(_, let array): values = array
-                }
-                try file.write(entry.path, values: values, range: range)
-                checksums[index * size + rank] = Int64(CRC32.checksum(values))
-                if !range.isEmpty {
+            for entry in entries { handles.append(try file.createOpenDataset(entry.path, shape: entry.shape)) }
+            let ranges = (0..<count).map { localRange($0, owner: owners[$0], rank: rank) }
+            let local = try withHostBuffers(ranges) { buffers -> [UInt32] in
+                let checksummer = BackgroundChecksums(buffers)
+                defer { _ = checksummer.wait() }
+                var written = 0
+                for index in 0..<count where !ranges[index].isEmpty {
+                    try handles[index].write(from: buffers[index].baseAddress!.assumingMemoryBound(to: Float.self),
+                                             count: ranges[index].count, range: ranges[index])
                     written += 1
                     faultInjection?.check(rank: rank, datasetsWritten: written)
                 }
+                return checksummer.wait()
             }
+            for handle in handles { try handle.close() }
+            handles = []
+            var checksums = [Int64](repeating: 0, count: count * size)
+            for index in 0..<count { checksums[index * size + rank] = Int64(local[index]) }
             try collective.sum(&checksums)
 
             // 4. Checksum attributes, manifest and metadata (identical values on every rank).
@@ -247,8 +254,71 @@ public final class CheckpointWriter {
         }
     }
 
+    /// Runs `body` with this rank's piece of every entry as host memory (empty for entries it does not write):
+    /// CPU tensors and arrays in place, other backends' tensors downloaded first.
+    private func withHostBuffers<R>(_ ranges: [Range<Int>], _ body: ([UnsafeRawBufferPointer]) throws -> R) throws -> R {
+        var arrays: [[Float]] = []
+        var slots: [(array: Int, pointer: UnsafeRawPointer?, bytes: Int)] = []
+        for (entry, range) in zip(entries, ranges) {
+            let bytes = range.count * MemoryLayout<Float>.size
+            if range.isEmpty { slots.append((-1, nil, 0)); continue }
+            switch entry.source {
+            case .replicated(let tensor):
+                if tensor.backend is CPUBackend {
+                    slots.append((-1, UnsafeRawPointer(tensor.pointer), bytes))
+                } else {
+                    arrays.append(tensor.toArray())
+                    slots.append((arrays.count - 1, nil, bytes))
+                }
+            case .values(let values), .shard(_, let values):
+                arrays.append(values)
+                slots.append((arrays.count - 1, nil, bytes))
+            }
+        }
+        // Pin every array's storage for the duration of `body` (nested withUnsafeBytes).
+        var pinned = [UnsafeRawPointer?](repeating: nil, count: arrays.count)
+        func pin(_ index: Int) throws -> R {
+            if index == arrays.count {
+                return try body(slots.map { slot in
+                    let base = slot.array >= 0 ? pinned[slot.array] : slot.pointer
+                    return UnsafeRawBufferPointer(start: slot.bytes > 0 ? base : nil, count: slot.bytes)
+                })
+            }
+            return try arrays[index].withUnsafeBytes { bytes in
+                pinned[index] = bytes.baseAddress
+                return try pin(index + 1)
+            }
+        }
+        return try pin(0)
+    }
+
     private func wrap(_ error: Error) -> Error {
         if let native = error as? NativeError { return CheckpointError.native(file: path, error: native) }
         return error
     }
 }
+
+/// CRC-32s of a set of buffers computed on a background thread (with `CRC32.checksums(of:)` on all cores) while
+/// the caller does I/O. `wait()` must be called before the buffers go away; it may be called more than once.
+final class BackgroundChecksums: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private var result: [UInt32] = []
+
+    init(_ buffers: [UnsafeRawBufferPointer]) {
+        let memory = UncheckedBuffers(value: buffers)
+        DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
+            result = CRC32.checksums(of: memory.value)
+        }
+    }
+
+    func wait() -> [UInt32] {
+        group.wait()
+        return result
+    }
+}
+
+/// Buffers handed to a checksum thread; the caller keeps the memory valid until the checksums are waited for.
+struct UncheckedBuffers: @unchecked Sendable {
+    let value: [UnsafeRawBufferPointer]
+}
+

@@ -1,4 +1,6 @@
+import CCRC32
 import CZlib
+import Dispatch
 
 /// CRC-32 (the zlib / PNG / gzip polynomial 0xEDB88320, reflected, initial and final XOR 0xFFFFFFFF) of the
 /// little-endian float32 bytes of a dataset in row-major order.
@@ -13,7 +15,7 @@ public enum CRC32 {
     /// CRC-32 of `bytes`, continuing from `crc` (pass `empty` to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = empty) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
-        return UInt32(truncatingIfNeeded: crc32_z(UInt(crc), base.assumingMemoryBound(to: UInt8.self), bytes.count))
+        return lors_crc32(crc, base.assumingMemoryBound(to: UInt8.self), bytes.count)
     }
 
     /// CRC-32 of the float32 values' little-endian bytes (this machine is little-endian; checked at start-up).
@@ -36,5 +38,34 @@ public enum CRC32 {
     public static func combine(_ first: UInt32, _ second: UInt32, secondLength: Int) -> UInt32 {
         guard secondLength > 0 else { return first }
         return UInt32(truncatingIfNeeded: crc32_combine(UInt(first), UInt(second), Int(secondLength)))
+    }
+
+    /// Bytes per piece when `checksums(of:)` splits buffers across threads.
+    static let pieceBytes = 4 << 20
+
+    /// The CRC-32 of each buffer, the same values as `checksum(_:)`, computed on all cores: buffers are cut into
+    /// 4 MiB pieces, the pieces checksummed in parallel and joined with `combine`.
+    public static func checksums(of buffers: [UnsafeRawBufferPointer]) -> [UInt32] {
+        var pieces: [(buffer: Int, start: Int, end: Int)] = []
+        for (index, buffer) in buffers.enumerated() {
+            var start = 0
+            repeat {
+                let end = Swift.min(buffer.count, start + pieceBytes)
+                pieces.append((index, start, end))
+                start = end
+            } while start < buffer.count
+        }
+        let partial = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: Swift.max(pieces.count, 1))
+        defer { partial.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: pieces.count) { i in
+            let piece = pieces[i]
+            let buffer = buffers[piece.buffer]
+            partial[i] = piece.start == piece.end ? empty : checksum(UnsafeRawBufferPointer(rebasing: buffer[piece.start..<piece.end]))
+        }
+        var result = [UInt32](repeating: empty, count: buffers.count)
+        for (i, piece) in pieces.enumerated() {
+            result[piece.buffer] = combine(result[piece.buffer], partial[i], secondLength: piece.end - piece.start)
+        }
+        return result
     }
 }

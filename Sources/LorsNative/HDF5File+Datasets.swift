@@ -15,11 +15,60 @@ extension HDF5File {
             defer { H5Sclose(space) }
             let linkPlist = try intermediateGroupsPlist(datasetPath)
             defer { H5Pclose(linkPlist) }
+            let createPlist = try datasetCreatePlist(datasetPath)
+            defer { H5Pclose(createPlist) }
             let dataset = try h5check(H5Dcreate2(id, datasetPath, lors_h5t_ieee_f32le(), space, linkPlist,
-                                                 lors_h5p_default(), lors_h5p_default()),
+                                                 createPlist, lors_h5p_default()),
                                       "H5Dcreate2", context: describe(datasetPath))
             H5Dclose(dataset)
         }
+    }
+
+    /// Creates a float32 dataset like `createDataset(_:shape:)` and keeps it open (collective in parallel mode).
+    /// The handle's transfers can then be independent: only the ranks that hold data call them.
+    public func createOpenDataset(_ datasetPath: String, shape: [Int]) throws -> HDF5Dataset {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw NativeError.usage("HDF5File.createDataset", "negative extent in shape \(shape)", context: describe(datasetPath))
+        }
+        return try withHDF5 {
+            let id = try openFileID()
+            let space = try createDataspace(shape: shape, context: datasetPath)
+            defer { H5Sclose(space) }
+            let linkPlist = try intermediateGroupsPlist(datasetPath)
+            defer { H5Pclose(linkPlist) }
+            let createPlist = try datasetCreatePlist(datasetPath)
+            defer { H5Pclose(createPlist) }
+            let dataset = try h5check(H5Dcreate2(id, datasetPath, lors_h5t_ieee_f32le(), space, linkPlist,
+                                                 createPlist, lors_h5p_default()),
+                                      "H5Dcreate2", context: describe(datasetPath))
+            return HDF5Dataset(file: self, id: dataset, path: datasetPath, shape: shape)
+        }
+    }
+
+    /// Opens an existing dataset and keeps it open (collective in parallel mode); see `HDF5Dataset`.
+    public func openDatasetHandle(_ datasetPath: String) throws -> HDF5Dataset {
+        try withHDF5 {
+            let dataset = try openDataset(datasetPath)
+            do {
+                return HDF5Dataset(file: self, id: dataset, path: datasetPath, shape: try datasetShape(dataset, datasetPath))
+            } catch {
+                H5Dclose(dataset)
+                throw error
+            }
+        }
+    }
+
+    /// Contiguous storage, and no fill values written at allocation: every element is written by the caller
+    /// (in parallel mode the library would otherwise write the fill value over the whole dataset first).
+    func datasetCreatePlist(_ datasetPath: String) throws -> hid_t {
+        let plist = try h5check(H5Pcreate(lors_h5p_dataset_create()), "H5Pcreate(H5P_DATASET_CREATE)", context: describe(datasetPath))
+        do {
+            try h5check(H5Pset_fill_time(plist, H5D_FILL_TIME_NEVER), "H5Pset_fill_time", context: describe(datasetPath))
+        } catch {
+            H5Pclose(plist)
+            throw error
+        }
+        return plist
     }
 
     /// Creates a float32 dataset of `shape` and writes all of `values` (count = product of `shape`).
@@ -118,10 +167,15 @@ extension HDF5File {
     /// `range`, and runs `io`, checking its result.
     private func transfer(_ datasetPath: String, count: Int, range: Range<Int>?, isWrite: Bool,
                           _ io: (_ memoryType: hid_t, _ memorySpace: hid_t, _ fileSpace: hid_t, _ dataset: hid_t) -> herr_t) throws {
-        let call = isWrite ? "H5Dwrite" : "H5Dread"
         let dataset = try openDataset(datasetPath)
         defer { H5Dclose(dataset) }
-        let shape = try datasetShape(dataset, datasetPath)
+        try transfer(dataset: dataset, datasetPath, shape: try datasetShape(dataset, datasetPath), count: count, range: range,
+                     isWrite: isWrite, io)
+    }
+
+    func transfer(dataset: hid_t, _ datasetPath: String, shape: [Int], count: Int, range: Range<Int>?, isWrite: Bool,
+                  _ io: (_ memoryType: hid_t, _ memorySpace: hid_t, _ fileSpace: hid_t, _ dataset: hid_t) -> herr_t) throws {
+        let call = isWrite ? "H5Dwrite" : "H5Dread"
         let total = shape.reduce(1, *)
         let selected = range ?? 0..<total
         guard selected.lowerBound >= 0, selected.upperBound <= total else {
@@ -157,5 +211,67 @@ extension HDF5File {
             }
         }
         try h5check(io(lors_h5t_native_float(), memorySpace, fileSpace, dataset), call, context: describe(datasetPath))
+    }
+}
+
+/// A dataset kept open between transfers (`HDF5File.createOpenDataset`, `openDatasetHandle`).
+///
+/// In parallel mode opening and `close()` are collective, but `write(from:count:range:)` and
+/// `read(into:count:range:)` are *independent* MPI-IO transfers: only the ranks that move data call them, each
+/// with its own range. Large whole-dataset pieces then go to the file as one plain write per rank, without the
+/// two-phase exchange of a collective transfer in which all but one rank select nothing.
+public final class HDF5Dataset {
+    unowned let file: HDF5File
+    var id: hid_t
+    /// The dataset's path in the file.
+    public let path: String
+    /// Its shape.
+    public let shape: [Int]
+    /// Element count.
+    public var count: Int { shape.reduce(1, *) }
+
+    init(file: HDF5File, id: hid_t, path: String, shape: [Int]) {
+        self.file = file
+        self.id = id
+        self.path = path
+        self.shape = shape
+    }
+
+    deinit { if id >= 0 { try? close() } }
+
+    /// Writes `count` floats at `source` into the flat elements `range` (nil: the whole dataset). Independent.
+    public func write(from source: UnsafePointer<Float>, count: Int, range: Range<Int>? = nil) throws {
+        try withHDF5 {
+            guard id >= 0 else { throw NativeError.usage("HDF5Dataset.write", "dataset is closed", context: file.describe(path)) }
+            try file.transfer(dataset: id, path, shape: shape, count: count, range: range, isWrite: true) { memoryType, memorySpace, fileSpace, dataset in
+                H5Dwrite(dataset, memoryType, memorySpace, fileSpace, lors_h5p_default(), UnsafeRawPointer(source))
+            }
+        }
+    }
+
+    /// Reads the flat elements `range` (nil: the whole dataset) into `count` floats at `destination`. Independent.
+    public func read(into destination: UnsafeMutablePointer<Float>, count: Int, range: Range<Int>? = nil) throws {
+        try withHDF5 {
+            guard id >= 0 else { throw NativeError.usage("HDF5Dataset.read", "dataset is closed", context: file.describe(path)) }
+            try file.transfer(dataset: id, path, shape: shape, count: count, range: range, isWrite: false) { memoryType, memorySpace, fileSpace, dataset in
+                H5Dread(dataset, memoryType, memorySpace, fileSpace, lors_h5p_default(), UnsafeMutableRawPointer(destination))
+            }
+        }
+    }
+
+    /// Byte offset of the data in the file (contiguous storage that has been allocated), nil otherwise.
+    public var fileOffset: Int? {
+        guard let address = try? withHDF5({ id >= 0 ? H5Dget_offset(id) : haddr_t.max }), address != haddr_t.max else { return nil }
+        return Int(address)
+    }
+
+    /// Closes the dataset (collective in parallel mode). Calling it twice is harmless.
+    public func close() throws {
+        try withHDF5 {
+            guard id >= 0 else { return }
+            let closing = id
+            id = -1
+            try h5check(H5Dclose(closing), "H5Dclose", context: file.describe(path))
+        }
     }
 }

@@ -95,7 +95,11 @@ public final class AdamW: Optimizer {
         return out
     }
 
-    public func loadStateDictionary(_ state: [String: Tensor]) throws {
+    public func loadStateDictionary(_ state: [String: Tensor]) throws { try load(state, adopting: false) }
+
+    public func loadStateDictionary(adopting state: [String: Tensor]) throws { try load(state, adopting: true) }
+
+    private func load(_ state: [String: Tensor], adopting: Bool) throws {
         guard let stepTensor = state["step"] else { throw OptimizerError.missingStateKey("step") }
         let newStepCount = try readStep(stepTensor, key: "step")
         var parts: [ObjectIdentifier: [String: Tensor]] = [:]
@@ -112,8 +116,8 @@ public final class AdamW: Optimizer {
                 throw OptimizerError.missingStateKey(key + "/" + name)
             }
             newStates[ObjectIdentifier(p)] = State(
-                expAvg: try stateCopy(entry["exp_avg"]!, like: p, key: key + "/exp_avg"),
-                expAvgSq: try stateCopy(entry["exp_avg_sq"]!, like: p, key: key + "/exp_avg_sq"),
+                expAvg: try stateCopy(entry["exp_avg"]!, like: p, key: key + "/exp_avg", adopting: adopting),
+                expAvgSq: try stateCopy(entry["exp_avg_sq"]!, like: p, key: key + "/exp_avg_sq", adopting: adopting),
                 step: try readStep(entry["step"]!, key: key + "/step"))
         }
         states = newStates

@@ -31,6 +31,14 @@ public protocol Optimizer: AnyObject {
     /// Replaces the state with copies of `state`'s tensors. Parameters without entries start
     /// fresh; unknown keys, wrong shapes and incomplete entries throw.
     func loadStateDictionary(_ state: [String: Tensor]) throws
+    /// Like `loadStateDictionary`, but the optimizer may keep `state`'s tensors as its state instead of copying
+    /// them: the caller hands them over and must not use them afterwards (a checkpoint reader's freshly read
+    /// tensors). The default copies.
+    func loadStateDictionary(adopting state: [String: Tensor]) throws
+}
+
+public extension Optimizer {
+    func loadStateDictionary(adopting state: [String: Tensor]) throws { try loadStateDictionary(state) }
 }
 
 public extension Optimizer {
@@ -121,12 +129,14 @@ func readStep(_ tensor: Tensor, key: String) throws -> Int {
 }
 
 /// A copy of `source` in fresh memory on `like`'s backend, after checking it has `like`'s shape.
-func stateCopy(_ source: Tensor, like parameter: Tensor, key: String) throws -> Tensor {
+func stateCopy(_ source: Tensor, like parameter: Tensor, key: String, adopting: Bool = false) throws -> Tensor {
     guard source.shape == parameter.shape else {
         throw OptimizerError.shapeMismatch(key: key, expected: parameter.shape, actual: source.shape)
     }
-    let t = zerosLike(parameter)
-    t.assign(source)
+    // A handed-over tensor on the parameter's backend becomes the state as it is (a detached view).
+    if adopting && source.backend === parameter.backend { return source.detached() }
+    let t = Tensor(storage: Storage(count: parameter.count, backend: parameter.backend), shape: parameter.shape)
+    t.assign(source)   // every element overwritten: no zero fill first
     return t
 }
 
