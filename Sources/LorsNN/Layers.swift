@@ -98,20 +98,17 @@ public final class MultiHeadSelfAttention: Module {
 
     /// x `[B, T, D]`, optional additive attention bias broadcastable to `[B, heads, T, T]`.
     public func callAsFunction(_ x: Tensor, bias: Tensor? = nil) -> Tensor {
-        let b = x.shape[0], t = x.shape[1], hd = dim / heads
-        // [B, T, 3, H, hd] → [3, B, H, T, hd]
-        let packed = qkv(x).reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
-        let q = packed.slice(axis: 0, 0..<1).reshaped([b, heads, t, hd])
-        let k = packed.slice(axis: 0, 1..<2).reshaped([b, heads, t, hd])
-        let v = packed.slice(axis: 0, 2..<3).reshaped([b, heads, t, hd])
-        var scores = q.matmul(k, transposeOther: true) * (1 / Float(hd).squareRoot())  // [B, H, T, T]
+        let hd = dim / heads
+        // q, k, v are read in place from the packed projection [B, T, 3D] (no permute copies).
+        let packed = qkv(x)
+        var scores = Tensor.attentionScores(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot())  // [B, H, T, T]
         if let bias { scores = scores + bias }
         var attention = scores.softmax(axis: -1)
         if attentionDropout > 0 {
             attention = attention.dropout(attentionDropout, key: context.key(site + ".attn_drop"), firstRow: context.firstSample,
                                           training: context.training)
         }
-        let out = attention.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, dim])  // [B, T, D]
+        let out = Tensor.attentionValues(probs: attention, qkv: packed, heads: heads)  // [B, T, D]
         var y = proj(out)
         if projectionDropout > 0 {
             y = y.dropout(projectionDropout, key: context.key(site + ".proj_drop"), firstRow: context.firstSample, training: context.training)

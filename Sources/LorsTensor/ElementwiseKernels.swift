@@ -46,8 +46,18 @@ public protocol ElementwiseKernels {
 @inline(__always) func geluForward(_ x: Float) -> Float { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
 @inline(__always) func geluForward(_ x: SIMD8<Float>) -> SIMD8<Float> { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
 @inline(__always) func geluDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))
-    return cdf + x * (fastExp(-0.5 * x * x) * 0.3989422804014327)
+    // Φ(x) + x φ(x): erf(x/√2) (A&S 7.1.26) needs exp(−x²/2), which is also φ's exponential: one exp.
+    let e = fastExp(-0.5 * x * x)
+    let a = x.replacing(with: -x, where: x .< 0) * 0.70710678118654752
+    let t = 1 / (1 + 0.3275911 * a)
+    var poly = SIMD8<Float>(repeating: 1.061405429)
+    poly = poly * t - 1.453152027
+    poly = poly * t + 1.421413741
+    poly = poly * t - 0.284496736
+    poly = poly * t + 0.254829592
+    var erf = 1 - poly * t * e
+    erf.replace(with: -erf, where: x .< 0)
+    return 0.5 * (1 + erf) + x * (e * 0.3989422804014327)
 }
 @inline(__always) func geluDerivative(_ x: Float) -> Float {
     let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))

@@ -8,6 +8,15 @@ public protocol GemmKernels {
               a: UnsafePointer<Float>, lda: Int, strideA: Int,
               b: UnsafePointer<Float>, ldb: Int, strideB: Int,
               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
+
+    /// A two-level grid of products: item (o, i) uses `a + o·outerA + i·innerA` (likewise b, c) for
+    /// `o in 0..<outer`, `i in 0..<inner` — e.g. (batch, head) pairs reading q/k/v straight out of a
+    /// packed `[B, T, 3·D]` tensor with leading dimension 3·D, so attention needs no permute copies.
+    func gemmGrid(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                  a: UnsafePointer<Float>, lda: Int, outerA: Int, innerA: Int,
+                  b: UnsafePointer<Float>, ldb: Int, outerB: Int, innerB: Int,
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, outerC: Int, innerC: Int,
+                  outer: Int, inner: Int)
 }
 
 extension CPUBackend: GemmKernels {
@@ -49,5 +58,29 @@ extension CPUBackend: GemmKernels {
                         a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
                         beta, c + bi * strideC, Int32(ldc))
         }
+    }
+
+    public func gemmGrid(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                         a: UnsafePointer<Float>, lda: Int, outerA: Int, innerA: Int,
+                         b: UnsafePointer<Float>, ldb: Int, outerB: Int, innerB: Int,
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, outerC: Int, innerC: Int,
+                         outer: Int, inner: Int) {
+        let items = outer * inner
+        if m == 0 || n == 0 || items == 0 { return }
+        let ta = transposeA ? CblasTrans : CblasNoTrans
+        let tb = transposeB ? CblasTrans : CblasNoTrans
+        let flops = Swift.max(1, 2 * m * n * k)
+        // One single-threaded sgemm per item, items spread over the cores (each is small).
+        let previous = openblas_get_num_threads()
+        if Threading.threads > 1 { openblas_set_num_threads(1) }
+        parallelFor(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
+            for item in s..<e {
+                let o = item / inner, i = item % inner
+                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
+                            a + o * outerA + i * innerA, Int32(lda), b + o * outerB + i * innerB, Int32(ldb),
+                            beta, c + o * outerC + i * innerC, Int32(ldc))
+            }
+        }
+        if Threading.threads > 1 { openblas_set_num_threads(previous) }
     }
 }

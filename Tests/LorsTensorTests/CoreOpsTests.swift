@@ -168,3 +168,28 @@ final class LinearOpTests: XCTestCase {
         assertGradients([x, w], "linear without bias") { $0[0].linear(weight: $0[1], bias: nil) }
     }
 }
+
+final class AttentionOpTests: XCTestCase {
+    /// The strided (b, h) products equal the permute-based composite and pass a gradient check.
+    func testPackedAttentionMatchesComposite() {
+        let b = 2, t = 5, heads = 2, hd = 3, d = heads * hd
+        let qkv = randomTensor([b, t, 3 * d], "qkv")
+        func composite(_ x: Tensor) -> Tensor {
+            let p = x.reshaped([b, t, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
+            let q = p.slice(axis: 0, 0..<1).reshaped([b, heads, t, hd])
+            let k = p.slice(axis: 0, 1..<2).reshaped([b, heads, t, hd])
+            let v = p.slice(axis: 0, 2..<3).reshaped([b, heads, t, hd])
+            let a = (q.matmul(k, transposeOther: true) * 0.5).softmax(axis: -1)
+            return a.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+        }
+        func packed(_ x: Tensor) -> Tensor {
+            let a = Tensor.attentionScores(qkv: x, heads: heads, scale: 0.5).softmax(axis: -1)
+            return Tensor.attentionValues(probs: a, qkv: x, heads: heads)
+        }
+        assertClose(withoutGradients { packed(qkv) }, withoutGradients { composite(qkv) }, rtol: 1e-5, atol: 1e-6)
+        assertGradients([qkv], "packed attention") { packed($0[0]) }
+        let probs = randomTensor([b, heads, t, t], "probs", low: 0, high: 1)
+        assertGradients([probs, qkv], "attention values") { Tensor.attentionValues(probs: $0[0], qkv: $0[1], heads: heads) }
+        assertGradients([qkv], "attention scores") { Tensor.attentionScores(qkv: $0[0], heads: heads, scale: 0.7) }
+    }
+}
