@@ -150,6 +150,14 @@ if "$lors_bin" train configs/fmnist_vit_lors.yaml --work-dir "$ckpt_work_dir" --
     && "$lors_bin" export "$ckpt" --out "$ckpt_work_dir/model.safetensors" --merge-lors \
         --reference-logits "$ckpt_work_dir/reference.safetensors" \
     && python3 scripts/check_checkpoint.py "$ckpt" \
+    && eval_np1=$("$lors_bin" eval configs/fmnist_vit_lors.yaml --checkpoint "$ckpt" --json \
+        --set data.dataset=synthetic --set data.max_train_samples=128 --set data.max_test_samples=64) \
+    && eval_np3=$("$lors_bin" eval configs/fmnist_vit_lors.yaml --checkpoint "$ckpt" --json --np 3 \
+        --set data.dataset=synthetic --set data.max_train_samples=128 --set data.max_test_samples=64 2>/dev/null | tail -n 1) \
+    && python3 -c 'import json, sys; a, b = (json.loads(x) for x in sys.argv[1:]); \
+ok = (a["top1"], a["top5"], a["images"]) == (b["top1"], b["top5"], b["images"]) == (a["top1"], a["top5"], 64); \
+print("test.sh: lors eval np 1 vs np 3 (64 images, not divisible by 3):", a["top1"], a["top5"], "vs", b["top1"], b["top5"]); \
+sys.exit(0 if ok else 1)' "$eval_np1" "$eval_np3" \
     && python3 scripts/check_export.py --checkpoint "$ckpt" --safetensors "$ckpt_work_dir/model.safetensors" \
         --reference "$ckpt_work_dir/reference.safetensors"; then
     echo "test.sh: PASSED checkpoint end-to-end (h5py + PyTorch)"

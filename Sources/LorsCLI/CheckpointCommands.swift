@@ -1,4 +1,5 @@
 import ArgumentParser
+import LorsDistributed
 import Foundation
 import LorsCheckpoint
 import LorsConfig
@@ -23,15 +24,37 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print only the JSON line.")
     var json = false
 
+    @Option(name: .customLong("np"), help: ArgumentHelp("Evaluate on N MPI ranks (mpirun -np N lors-worker --eval-checkpoint ...).", valueName: "N"))
+    var ranks: Int?
+
     @OptionGroup var threadOptions: ThreadOptions
 
+    func validate() throws {
+        if let ranks, ranks < 1 { throw ValidationError("--np must be at least 1, got \(ranks)") }
+    }
+
     func run() throws {
+        if let ranks {
+            _ = try options.load()  // fail fast, before starting any rank
+            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads)
+                .run(config: options.config, workDirectory: nil, overrides: options.overrides,
+                     workerArguments: ["--eval-checkpoint", checkpoint] + (json ? ["--json"] : []))
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         threadOptions.apply()
         let config = try options.load()
+        try EvalCommand.evaluate(config: config, checkpoint: checkpoint, world: LocalCommunicator(), json: json)
+    }
+
+    /// Loads `checkpoint` into the model of `config`, evaluates the test set sharded over `world`'s ranks
+    /// (counts summed, no padded sample counted) and prints the result on rank 0.
+    static func evaluate(config: Config, checkpoint: String, world: Communicator, json: Bool) throws {
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
         let model = try CheckpointTools.loadModel(config, from: reader)
-        let result = try CheckpointTools.evaluate(model, config: config)
+        let result = try CheckpointTools.evaluate(model, config: config, communicator: DataParallelCommunicator(world, config: config))
+        guard world.rank == 0 else { return }
         if !json {
             print("eval \(checkpoint) (step \(reader.metadata.step)) on \(config.string("data.dataset")) test: "
                 + String(format: "top1 %.2f%% top5 %.2f%% loss %.4f (%d images)", 100 * result.top1, 100 * result.top5, result.loss,

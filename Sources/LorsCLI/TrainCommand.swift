@@ -57,7 +57,7 @@ struct TrainCommand: ParsableCommand {
             let config = try options.load()  // fail fast, before starting any rank
             let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? (config.int("train.threads") > 0 ? config.int("train.threads") : nil))
                 .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides,
-                     resume: resumeOptions.argument)
+                     workerArguments: ["--resume", resumeOptions.argument])
             if status != 0 { throw ExitCode(status) }
             return
         }
@@ -145,13 +145,14 @@ struct MPILauncher {
     }
 
     /// Runs mpirun (inheriting stdout/stderr) and returns its exit status.
-    func run(config: String, workDirectory: String?, overrides: [String], resume: String = "auto") throws -> Int32 {
+    /// - Parameter workerArguments: appended to each `lors-worker` command line (e.g. `--resume auto`).
+    func run(config: String, workDirectory: String?, overrides: [String], workerArguments: [String]) throws -> Int32 {
         let worker = MPILauncher.workerPath()
         guard FileManager.default.isExecutableFile(atPath: worker) else {
             throw LaunchError("lors-worker not found next to lors (\(worker)); build it with swift build")
         }
         var (args, extra) = try commandLine(worker: worker, config: config, workDirectory: workDirectory, overrides: overrides)
-        args += ["--resume", resume]
+        args += workerArguments
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["mpirun"] + args

@@ -32,6 +32,13 @@ public struct WorkerCommand: ParsableCommand {
 
     @OptionGroup var resumeOptions: ResumeOptions
 
+    @Option(name: .customLong("eval-checkpoint"),
+            help: ArgumentHelp("Evaluate this checkpoint (sharded over the ranks) instead of training (used by lors eval --np).", valueName: "ckpt"))
+    var evalCheckpoint: String?
+
+    @Flag(name: .long, help: "With --eval-checkpoint: print only the JSON line.")
+    var json = false
+
     public init() {}
 
     /// Parses `arguments`, runs, and exits: 0 when done, 1 on any error (usage errors included; `--help` exits 0).
@@ -77,6 +84,10 @@ public struct WorkerCommand: ParsableCommand {
         let options = ConfigOptions(config: config, overrides: overrides)
         let loaded = try options.load()
         WorkerCommand.applyThreads(explicit: threads, config: loaded)
+        if let evalCheckpoint {
+            try EvalCommand.evaluate(config: loaded, checkpoint: evalCheckpoint, world: world, json: json)
+            return RunExitCode.done
+        }
         return try RunDriver.train(config: loaded, workDirectory: workDirectory ?? options.defaultWorkDir, world: world,
                                    resume: resumeOptions.mode)
     }

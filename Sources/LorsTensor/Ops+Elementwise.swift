@@ -159,10 +159,12 @@ public extension Tensor {
 
     /// `self + other` into fresh memory, not recorded.
     func addingDetached(_ other: Tensor) -> Tensor {
-        precondition(other.count == count)
-        let out = clone()
-        out.addInPlace(other)
-        return out.reshaped(shape)
+        precondition(other.count == count, "addingDetached: \(other.shape) and \(shape)")
+        // One pass (read both, write the sum) instead of a copy followed by an in-place add.
+        let out = Tensor(uninitialized: shape)
+        let strides = Tensor.contiguousStrides(shape)
+        backend.binary(.add, a: pointer, aStrides: strides, b: other.pointer, bStrides: strides, out: out.pointer, shape: shape)
+        return out
     }
 }
 
