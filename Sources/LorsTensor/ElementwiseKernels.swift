@@ -113,7 +113,7 @@ extension CPUBackend: ElementwiseKernels {
             case .sqrt: for i in s..<e { out[i] = x[i].squareRoot() }
             case .abs: for i in s..<e { out[i] = Swift.abs(x[i]) }
             case .relu: for i in s..<e { out[i] = x[i] > 0 ? x[i] : 0 }
-            case .gelu: mapSIMD8(x, out, s, e, { geluForward($0) }, { geluForward($0) })
+            case .gelu: geluForwardLoop(x, out, s, e)
             case .sigmoid: mapSIMD8(x, out, s, e, { 1 / (1 + fastExp(-$0)) }, { 1 / (1 + fastExp(-$0)) })
             case .tanh: for i in s..<e { out[i] = tanhf(x[i]) }
             case .square: for i in s..<e { out[i] = x[i] * x[i] }
@@ -132,7 +132,7 @@ extension CPUBackend: ElementwiseKernels {
             case .sqrt: for i in s..<e { gradIn[i] = g[i] * 0.5 / y[i] }
             case .abs: for i in s..<e { gradIn[i] = x[i] > 0 ? g[i] : (x[i] < 0 ? -g[i] : 0) }
             case .relu: for i in s..<e { gradIn[i] = x[i] > 0 ? g[i] : 0 }
-            case .gelu: mapSIMD8(x, g, gradIn, s, e, { $1 * geluDerivative($0) }, { $1 * geluDerivative($0) })
+            case .gelu: geluBackwardLoop(x, g, gradIn, s, e)
             case .sigmoid: for i in s..<e { gradIn[i] = g[i] * y[i] * (1 - y[i]) }
             case .tanh: for i in s..<e { gradIn[i] = g[i] * (1 - y[i] * y[i]) }
             case .square: for i in s..<e { gradIn[i] = g[i] * 2 * x[i] }
@@ -183,4 +183,30 @@ private func binaryLoop(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ sa: Int, _ 
     case (.div, 1, 1): for i in 0..<n { out[i] = a[i] / b[i] }
     default: for i in 0..<n { out[i] = applyBinary(op, a[i * sa], b[i * sb]) }
     }
+}
+
+/// GELU over `x[s..<e]` as one straight SIMD loop (no closures, so the exp/erf math inlines).
+private func geluForwardLoop(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int, _ e: Int) {
+    var i = s
+    let rawIn = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
+    while i + 8 <= e {
+        let v = rawIn.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        rawOut.storeBytes(of: geluForward(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < e { out[i] = geluForward(x[i]); i += 1 }
+}
+
+/// `gradIn = gradOut · GELU'(x)` over `[s, e)` as one straight SIMD loop.
+private func geluBackwardLoop(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>,
+                              _ s: Int, _ e: Int) {
+    var i = s
+    let rawX = UnsafeRawPointer(x), rawG = UnsafeRawPointer(g), rawOut = UnsafeMutableRawPointer(gradIn)
+    while i + 8 <= e {
+        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        let w = rawG.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        rawOut.storeBytes(of: w * geluDerivative(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < e { gradIn[i] = g[i] * geluDerivative(x[i]); i += 1 }
 }
