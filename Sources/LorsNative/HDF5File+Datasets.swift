@@ -6,22 +6,7 @@ extension HDF5File {
     /// Creates a float32 (IEEE little-endian) dataset of `shape` at `datasetPath`, creating missing parent
     /// groups. `shape == []` is a scalar. Collective in parallel mode.
     public func createDataset(_ datasetPath: String, shape: [Int]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw NativeError.usage("HDF5File.createDataset", "negative extent in shape \(shape)", context: describe(datasetPath))
-        }
-        try withHDF5 {
-            let id = try openFileID()
-            let space = try createDataspace(shape: shape, context: datasetPath)
-            defer { H5Sclose(space) }
-            let linkPlist = try intermediateGroupsPlist(datasetPath)
-            defer { H5Pclose(linkPlist) }
-            let createPlist = try datasetCreatePlist(datasetPath)
-            defer { H5Pclose(createPlist) }
-            let dataset = try h5check(H5Dcreate2(id, datasetPath, lors_h5t_ieee_f32le(), space, linkPlist,
-                                                 createPlist, lors_h5p_default()),
-                                      "H5Dcreate2", context: describe(datasetPath))
-            H5Dclose(dataset)
-        }
+        try createOpenDataset(datasetPath, shape: shape).close()
     }
 
     /// Creates a float32 dataset like `createDataset(_:shape:)` and keeps it open (collective in parallel mode).

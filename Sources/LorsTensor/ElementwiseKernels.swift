@@ -89,18 +89,8 @@ extension CPUBackend: ElementwiseKernels {
         let rank = shape.count
         let inner = shape[rank - 1]
         let aInner = aStrides[rank - 1], bInner = bStrides[rank - 1]
-        let rows = count / inner
-        parallelRows(rows, rowCost: inner) { s, e in
-            var idx = [Int](repeating: 0, count: rank)
-            var rem = s
-            for d in stride(from: rank - 2, through: 0, by: -1) { idx[d] = rem % shape[d]; rem /= shape[d] }
-            for r in s..<e {
-                var ao = 0, bo = 0
-                for d in 0..<(rank - 1) { ao += idx[d] * aStrides[d]; bo += idx[d] * bStrides[d] }
-                binaryLoop(op, a + ao, aInner, b + bo, bInner, out + r * inner, inner)
-                var d = rank - 2
-                while d >= 0 { idx[d] += 1; if idx[d] < shape[d] { break }; idx[d] = 0; d -= 1 }
-            }
+        forEachStridedRow(shape: shape, stridesA: aStrides, stridesB: bStrides) { r, ao, bo in
+            binaryLoop(op, a + ao, aInner, b + bo, bInner, out + r * inner, inner)
         }
     }
 

@@ -20,22 +20,12 @@ extension CPUBackend: LayoutKernels {
         if rank == 0 { dst[0] = accumulate ? dst[0] + src[0] : src[0]; return }
         let inner = shape[rank - 1]
         let si = srcStrides[rank - 1], di = dstStrides[rank - 1]
-        let rows = count / inner
-        parallelRows(rows, rowCost: inner) { s, e in
-            var idx = [Int](repeating: 0, count: rank)
-            var rem = s
-            for d in stride(from: rank - 2, through: 0, by: -1) { idx[d] = rem % shape[d]; rem /= shape[d] }
-            for _ in s..<e {
-                var so = 0, dO = 0
-                for d in 0..<(rank - 1) { so += idx[d] * srcStrides[d]; dO += idx[d] * dstStrides[d] }
-                let sp = src + so, dp = dst + dO
-                if accumulate {
-                    if si == 1 && di == 1 { for i in 0..<inner { dp[i] += sp[i] } } else { for i in 0..<inner { dp[i * di] += sp[i * si] } }
-                } else {
-                    if si == 1 && di == 1 { dp.update(from: sp, count: inner) } else { for i in 0..<inner { dp[i * di] = sp[i * si] } }
-                }
-                var d = rank - 2
-                while d >= 0 { idx[d] += 1; if idx[d] < shape[d] { break }; idx[d] = 0; d -= 1 }
+        forEachStridedRow(shape: shape, stridesA: srcStrides, stridesB: dstStrides) { _, so, dO in
+            let sp = src + so, dp = dst + dO
+            if accumulate {
+                if si == 1 && di == 1 { for i in 0..<inner { dp[i] += sp[i] } } else { for i in 0..<inner { dp[i * di] += sp[i * si] } }
+            } else {
+                if si == 1 && di == 1 { dp.update(from: sp, count: inner) } else { for i in 0..<inner { dp[i * di] = sp[i * si] } }
             }
         }
     }
@@ -66,6 +56,28 @@ extension CPUBackend: LayoutKernels {
                     for i in lo..<hi { dp[i] += sp[i] }
                 }
             }
+        }
+    }
+}
+
+/// Walks the rows (all indices but the innermost) of `shape` in `[s, e)` for each chunk `parallelRows`
+/// hands out, calling `body(row, offsetA, offsetB)` with each row's element offsets under two stride
+/// sets. Shared by the strided copy and the general broadcasting binary kernel.
+@inline(__always)
+func forEachStridedRow(shape: [Int], stridesA: [Int], stridesB: [Int], _ body: (Int, Int, Int) -> Void) {
+    let rank = shape.count
+    let inner = shape[rank - 1]
+    let rows = shape.reduce(1, *) / inner
+    parallelRows(rows, rowCost: inner) { s, e in
+        var idx = [Int](repeating: 0, count: rank)
+        var rem = s
+        for d in stride(from: rank - 2, through: 0, by: -1) { idx[d] = rem % shape[d]; rem /= shape[d] }
+        for r in s..<e {
+            var offsetA = 0, offsetB = 0
+            for d in 0..<(rank - 1) { offsetA += idx[d] * stridesA[d]; offsetB += idx[d] * stridesB[d] }
+            body(r, offsetA, offsetB)
+            var d = rank - 2
+            while d >= 0 { idx[d] += 1; if idx[d] < shape[d] { break }; idx[d] = 0; d -= 1 }
         }
     }
 }
