@@ -101,6 +101,10 @@ public final class MultiHeadSelfAttention: Module {
         let hd = dim / heads
         // q, k, v are read in place from the packed projection [B, T, 3D] (no permute copies).
         let packed = qkv(x)
+        if bias == nil && (attentionDropout == 0 || !context.training) {
+            // Fused scores → softmax → values, one (sample, head) at a time (same values as the steps below).
+            return projectOut(Tensor.selfAttention(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot()))
+        }
         var scores = Tensor.attentionScores(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot())  // [B, H, T, T]
         if let bias { scores = scores + bias }
         var attention = scores.softmax(axis: -1)
@@ -108,7 +112,10 @@ public final class MultiHeadSelfAttention: Module {
             attention = attention.dropout(attentionDropout, key: context.key(site + ".attn_drop"), firstRow: context.firstSample,
                                           training: context.training)
         }
-        let out = Tensor.attentionValues(probs: attention, qkv: packed, heads: heads)  // [B, T, D]
+        return projectOut(Tensor.attentionValues(probs: attention, qkv: packed, heads: heads))  // [B, T, D]
+    }
+
+    private func projectOut(_ out: Tensor) -> Tensor {
         var y = proj(out)
         if projectionDropout > 0 {
             y = y.dropout(projectionDropout, key: context.key(site + ".proj_drop"), firstRow: context.firstSample, training: context.training)

@@ -41,16 +41,13 @@ extension CPUBackend: GemmKernels {
             // Many small products (attention heads): one single-threaded sgemm per item, items
             // spread over the cores. OpenBLAS would otherwise run each small product on one
             // core anyway and pay its thread hand-off on every call.
-            let previous = openblas_get_num_threads()
-            openblas_set_num_threads(1)
-            parallelFor(batch, grain: max(1, 2_000_000 / flops)) { s, e in
+            parallelForSingleThreadedBLAS(batch, grain: max(1, 2_000_000 / flops)) { s, e in
                 for bi in s..<e {
                     cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
                                 a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
                                 beta, c + bi * strideC, Int32(ldc))
                 }
             }
-            openblas_set_num_threads(previous)
             return
         }
         for bi in 0..<batch {
@@ -71,9 +68,7 @@ extension CPUBackend: GemmKernels {
         let tb = transposeB ? CblasTrans : CblasNoTrans
         let flops = Swift.max(1, 2 * m * n * k)
         // One single-threaded sgemm per item, items spread over the cores (each is small).
-        let previous = openblas_get_num_threads()
-        if Threading.threads > 1 { openblas_set_num_threads(1) }
-        parallelFor(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
+        parallelForSingleThreadedBLAS(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
             for item in s..<e {
                 let o = item / inner, i = item % inner
                 cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
@@ -81,6 +76,15 @@ extension CPUBackend: GemmKernels {
                             beta, c + o * outerC + i * innerC, Int32(ldc))
             }
         }
-        if Threading.threads > 1 { openblas_set_num_threads(previous) }
     }
+}
+
+/// `parallelFor` whose chunks each call single-threaded OpenBLAS: many small products spread over the cores
+/// (OpenBLAS would run each small one on one core anyway and pay its thread hand-off on every call).
+func parallelForSingleThreadedBLAS(_ count: Int, grain: Int, _ body: (Int, Int) -> Void) {
+    guard Threading.threads > 1 else { return parallelFor(count, grain: grain, body) }
+    let previous = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    parallelFor(count, grain: grain, body)
+    openblas_set_num_threads(previous)
 }

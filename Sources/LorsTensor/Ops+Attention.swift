@@ -62,6 +62,24 @@ public extension Tensor {
         }
     }
 
+    /// Fused `softmax(scale · q kᵀ) · v` over all (b, h) → `[B, T, D]` (heads concatenated): the same values as
+    /// `attentionValues(probs: attentionScores(...).softmax(axis: -1), ...)`, bit for bit, forward and backward,
+    /// in one pass per head that stays in cache and writes the qkv gradient once.
+    static func selfAttention(qkv: Tensor, heads: Int, scale: Float) -> Tensor {
+        let (b, t, d, _) = attentionShape(qkv, heads)
+        let probs = Tensor(uninitialized: [b, heads, t, t])
+        let out = Tensor(uninitialized: [b, t, d])
+        let backend = qkv.backend
+        backend.attentionForward(qkv: qkv.pointer, batch: b, tokens: t, dim: d, heads: heads, scale: scale,
+                                 probs: probs.pointer, out: out.pointer)
+        return Tape.shared.record("self_attention", inputs: [qkv], output: out) { g in
+            let grad = Tensor(uninitialized: qkv.shape)
+            backend.attentionBackward(qkv: qkv.pointer, probs: probs.pointer, gradOut: g.pointer, batch: b, tokens: t, dim: d,
+                                      heads: heads, scale: scale, gradQKV: grad.pointer)
+            return [grad]
+        }
+    }
+
     private static func attentionShape(_ qkv: Tensor, _ heads: Int) -> (Int, Int, Int, Int) {
         precondition(qkv.rank == 3 && qkv.shape[2] % (3 * heads) == 0,
                      "packed qkv must be [B, T, 3·D] with D divisible by \(heads) heads, got \(qkv.shape)")

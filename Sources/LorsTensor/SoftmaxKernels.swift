@@ -44,6 +44,8 @@ extension CPUBackend: SoftmaxKernels {
                     var sum: Float = 0
                     for j in 0..<n { sum += g[base + j * inner] }
                     for j in 0..<n { let k = base + j * inner; gradIn[k] = g[k] - fastExp(y[k]) * sum }
+                } else if inner == 1 {
+                    softmaxBackwardRow(y + base, g + base, gradIn + base, n)
                 } else {
                     var dot: Float = 0
                     for j in 0..<n { let k = base + j * inner; dot += g[k] * y[k] }
@@ -54,9 +56,17 @@ extension CPUBackend: SoftmaxKernels {
     }
 }
 
+/// Softmax backward of one contiguous row, `gradIn = y (g − Σ g·y)`; `gradIn` may alias `g`.
+@inline(__always)
+func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>, _ n: Int) {
+    var dot: Float = 0
+    for j in 0..<n { dot += g[j] * y[j] }
+    for j in 0..<n { gradIn[j] = y[j] * (g[j] - dot) }
+}
+
 /// Softmax of one contiguous row with 8-lane SIMD (max, exp-and-sum, scale).
 @inline(__always)
-private func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
     let rawX = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
     var m = -Float.infinity
     var vm = SIMD8<Float>(repeating: -.infinity)
