@@ -4,21 +4,29 @@ import PackageDescription
 import Foundation
 
 /// Kernels are compiled for the build machine's vector ISA, as HPC codes built with -march=native
-/// are: AVX2+FMA ("haswell") when /proc/cpuinfo has them, otherwise the portable x86-64 baseline.
-/// Set LORS_TARGET_CPU=generic (or a CPU name such as skylake-avx512) to override, e.g. when the
-/// build node differs from the compute nodes.
-let targetCPU: String? = {
-    if let forced = ProcessInfo.processInfo.environment["LORS_TARGET_CPU"] { return forced == "generic" ? nil : forced }
+/// are: AVX-512 ("skylake-avx512": 16-lane kernels, `LORS_AVX512`) or AVX2+FMA ("haswell": 8 lanes)
+/// when /proc/cpuinfo has them (both define `LORS_FMA`: fused multiply-adds in the kernels),
+/// otherwise the portable x86-64 baseline. Set LORS_TARGET_CPU=generic (portable), haswell or
+/// skylake-avx512 to override, e.g. when the build node differs from the compute nodes.
+let (targetCPU, kernelDefines): (String?, [String]) = {
+    let known: [String: [String]] = ["skylake-avx512": ["LORS_AVX512", "LORS_FMA"], "haswell": ["LORS_FMA"]]
+    if let forced = ProcessInfo.processInfo.environment["LORS_TARGET_CPU"] {
+        return forced == "generic" ? (nil, []) : (forced, known[forced] ?? [])
+    }
     #if arch(x86_64)
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
-    let set = Set(flags.split(separator: " "))
-    return ["avx2", "fma", "f16c", "bmi2"].allSatisfy { set.contains(Substring($0)) } ? "haswell" : nil
+          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return (nil, []) }
+    let set = Set(flags.split(separator: " ").map(String.init))
+    let avx2 = ["avx2", "fma", "f16c", "bmi2"].allSatisfy(set.contains)
+    let avx512 = avx2 && ["avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512cd"].allSatisfy(set.contains)
+    let cpu = avx512 ? "skylake-avx512" : (avx2 ? "haswell" : nil)
+    return (cpu, cpu.flatMap { known[$0] } ?? [])
     #else
-    return nil
+    return (nil, [])
     #endif
 }()
-let kernelSettings: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+let kernelSettings: [SwiftSetting] = (targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? [])
+    + kernelDefines.map { .define($0) }
 
 let package = Package(
     name: "lors",

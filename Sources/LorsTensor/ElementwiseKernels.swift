@@ -44,25 +44,36 @@ public protocol ElementwiseKernels {
 
 /// tanh-free exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's default).
 @inline(__always) func geluForward(_ x: Float) -> Float { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
-@inline(__always) func geluForward(_ x: SIMD8<Float>) -> SIMD8<Float> { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
-@inline(__always) func geluDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    // Φ(x) + x φ(x): erf(x/√2) (A&S 7.1.26) needs exp(−x²/2), which is also φ's exponential: one exp.
+@inline(__always) func geluForward(_ x: FloatVector) -> FloatVector { 0.5 * x * (1 + fastErf(x * 0.70710678118654752)) }
+
+/// GELU'(x) = Φ(x) + x φ(x). erf(x/√2) (A&S 7.1.26) needs exp(−x²/2), which is also φ's exponential: one exp.
+/// The vector overload performs the same operations lane by lane (same bits as the scalar tail).
+@inline(__always) func geluDerivative(_ x: Float) -> Float {
+    let e = fastExp(-0.5 * x * x)
+    let a = Swift.abs(x) * 0.70710678118654752
+    let t = 1 / muladd(0.3275911, a, 1)
+    var poly: Float = 1.061405429
+    poly = muladd(poly, t, -1.453152027)
+    poly = muladd(poly, t, 1.421413741)
+    poly = muladd(poly, t, -0.284496736)
+    poly = muladd(poly, t, 0.254829592)
+    var erf = 1 - poly * t * e
+    if x < 0 { erf = -erf }
+    return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
+}
+
+@inline(__always) func geluDerivative(_ x: FloatVector) -> FloatVector {
     let e = fastExp(-0.5 * x * x)
     let a = x.replacing(with: -x, where: x .< 0) * 0.70710678118654752
-    let t = 1 / (1 + 0.3275911 * a)
-    var poly = SIMD8<Float>(repeating: 1.061405429)
-    poly = poly * t - 1.453152027
-    poly = poly * t + 1.421413741
-    poly = poly * t - 0.284496736
-    poly = poly * t + 0.254829592
+    let t = 1 / muladd(FloatVector(repeating: 0.3275911), a, FloatVector(repeating: 1))
+    var poly = FloatVector(repeating: 1.061405429)
+    poly = muladd(poly, t, FloatVector(repeating: -1.453152027))
+    poly = muladd(poly, t, FloatVector(repeating: 1.421413741))
+    poly = muladd(poly, t, FloatVector(repeating: -0.284496736))
+    poly = muladd(poly, t, FloatVector(repeating: 0.254829592))
     var erf = 1 - poly * t * e
     erf.replace(with: -erf, where: x .< 0)
-    return 0.5 * (1 + erf) + x * (e * 0.3989422804014327)
-}
-@inline(__always) func geluDerivative(_ x: Float) -> Float {
-    let cdf = 0.5 * (1 + fastErf(x * 0.70710678118654752))
-    let pdf = fastExp(-0.5 * x * x) * 0.3989422804014327
-    return cdf + x * pdf
+    return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
 }
 
 extension CPUBackend: ElementwiseKernels {
@@ -98,13 +109,13 @@ extension CPUBackend: ElementwiseKernels {
         parallelFor(count, grain: 16_384) { s, e in
             switch op {
             case .neg: for i in s..<e { out[i] = -x[i] }
-            case .exp: mapSIMD8(x, out, s, e, { fastExp($0) }, { fastExp($0) })
+            case .exp: mapVector(x, out, s, e, { fastExp($0) }, { fastExp($0) })
             case .log: for i in s..<e { out[i] = logf(x[i]) }
             case .sqrt: for i in s..<e { out[i] = x[i].squareRoot() }
             case .abs: for i in s..<e { out[i] = Swift.abs(x[i]) }
             case .relu: for i in s..<e { out[i] = x[i] > 0 ? x[i] : 0 }
             case .gelu: geluForwardLoop(x, out, s, e)
-            case .sigmoid: mapSIMD8(x, out, s, e, { 1 / (1 + fastExp(-$0)) }, { 1 / (1 + fastExp(-$0)) })
+            case .sigmoid: mapVector(x, out, s, e, { 1 / (1 + fastExp(-$0)) }, { 1 / (1 + fastExp(-$0)) })
             case .tanh: for i in s..<e { out[i] = tanhf(x[i]) }
             case .square: for i in s..<e { out[i] = x[i] * x[i] }
             case .reciprocal: for i in s..<e { out[i] = 1 / x[i] }
@@ -179,10 +190,10 @@ private func binaryLoop(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ sa: Int, _ 
 private func geluForwardLoop(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int, _ e: Int) {
     var i = s
     let rawIn = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
-    while i + 8 <= e {
-        let v = rawIn.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        rawOut.storeBytes(of: geluForward(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
+    while i + FloatVector.scalarCount <= e {
+        let v = rawIn.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self)
+        rawOut.storeBytes(of: geluForward(v), toByteOffset: i * 4, as: FloatVector.self)
+        i += FloatVector.scalarCount
     }
     while i < e { out[i] = geluForward(x[i]); i += 1 }
 }
@@ -192,11 +203,11 @@ private func geluBackwardLoop(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Floa
                               _ s: Int, _ e: Int) {
     var i = s
     let rawX = UnsafeRawPointer(x), rawG = UnsafeRawPointer(g), rawOut = UnsafeMutableRawPointer(gradIn)
-    while i + 8 <= e {
-        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        let w = rawG.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        rawOut.storeBytes(of: w * geluDerivative(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
+    while i + FloatVector.scalarCount <= e {
+        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self)
+        let w = rawG.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self)
+        rawOut.storeBytes(of: w * geluDerivative(v), toByteOffset: i * 4, as: FloatVector.self)
+        i += FloatVector.scalarCount
     }
     while i < e { gradIn[i] = g[i] * geluDerivative(x[i]); i += 1 }
 }

@@ -64,29 +64,29 @@ func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ 
     for j in 0..<n { gradIn[j] = y[j] * (g[j] - dot) }
 }
 
-/// Softmax of one contiguous row with 8-lane SIMD (max, exp-and-sum, scale).
+/// Softmax of one contiguous row with whole-vector SIMD (max, exp-and-sum, scale).
 @inline(__always)
 func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
     let rawX = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
     var m = -Float.infinity
-    var vm = SIMD8<Float>(repeating: -.infinity)
+    var vm = FloatVector(repeating: -.infinity)
     var i = 0
-    while i + 8 <= n {
-        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+    while i + FloatVector.scalarCount <= n {
+        let v = rawX.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self)
         vm = vm.replacing(with: v, where: v .> vm)
-        i += 8
+        i += FloatVector.scalarCount
     }
     m = vm.max()
     while i < n { m = Swift.max(m, x[i]); i += 1 }
     if m == -.infinity { m = 0 }
-    let vmax = SIMD8<Float>(repeating: m)
-    var vsum = SIMD8<Float>(repeating: 0)
+    let vmax = FloatVector(repeating: m)
+    var vsum = FloatVector(repeating: 0)
     i = 0
-    while i + 8 <= n {
-        let v = fastExp(rawX.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - vmax)
-        rawOut.storeBytes(of: v, toByteOffset: i * 4, as: SIMD8<Float>.self)
+    while i + FloatVector.scalarCount <= n {
+        let v = fastExp(rawX.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self) - vmax)
+        rawOut.storeBytes(of: v, toByteOffset: i * 4, as: FloatVector.self)
         vsum += v
-        i += 8
+        i += FloatVector.scalarCount
     }
     var sum = vsum.sum()
     while i < n { let v = fastExp(x[i] - m); out[i] = v; sum += v; i += 1 }

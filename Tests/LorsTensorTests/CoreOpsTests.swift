@@ -156,6 +156,37 @@ final class FastMathTests: XCTestCase {
         XCTAssertEqual(fastExp(100), .infinity)
         XCTAssertEqual(fastExp(0), 1)
     }
+
+    /// Vector lanes and the scalar tail compute the same bits, so elementwise results do not depend on where thread
+    /// chunks split a loop: exp/erf lane by lane, and GELU forward/backward over a length that is no multiple of the
+    /// vector width, bitwise equal for 1, 2 and 3 threads.
+    func testVectorAndScalarPathsAgreeBitwise() {
+        let values = RandomKey(seed: 3, purpose: "lanes").uniforms(4096, low: -12, high: 12)
+        let width = FloatVector.scalarCount
+        for start in stride(from: 0, to: values.count, by: width) {
+            let v = FloatVector(values[start..<(start + width)])
+            let e = fastExp(v), f = fastErf(v)
+            for lane in 0..<width {
+                XCTAssertEqual(e[lane].bitPattern, fastExp(v[lane]).bitPattern, "exp(\(v[lane]))")
+                XCTAssertEqual(f[lane].bitPattern, fastErf(v[lane]).bitPattern, "erf(\(v[lane]))")
+            }
+        }
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        func gelu() -> [[UInt32]] {
+            let x = Tensor(RandomKey(seed: 4, purpose: "gelu").uniforms(40_013, low: -6, high: 6), shape: [40_013], requiresGrad: true)
+            let seed = randomTensor([40_013], "gelu.seed", requiresGrad: false)
+            let y = x.gelu()
+            y.backward(seed: seed)
+            return [y.toArray().map(\.bitPattern), x.grad!.toArray().map(\.bitPattern)]
+        }
+        Threading.setThreads(1)
+        let one = gelu()
+        for t in [2, 3] {
+            Threading.setThreads(t)
+            XCTAssertEqual(gelu(), one, "GELU with \(t) threads differs from 1 thread")
+        }
+    }
 }
 
 final class LinearOpTests: XCTestCase {
