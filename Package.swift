@@ -25,7 +25,11 @@ let (targetCPU, kernelDefines): (String?, [String]) = {
     return (nil, [])
     #endif
 }()
-let kernelSettings: [SwiftSetting] = (targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? [])
+/// On AVX-512 targets LLVM prefers 256-bit vectors ("prefer-256-bit" tuning) and splits our 16-lane SIMD code into
+/// ymm/xmm/scalar pieces; the kernels are written for full-width vectors, so that tuning is switched off (the
+/// feature reaches Swift's code generation through the Clang importer's target options).
+let wideVectorFlags = kernelDefines.contains("LORS_AVX512") ? ["-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", "-prefer-256-bit"] : []
+let kernelSettings: [SwiftSetting] = (targetCPU.map { [.unsafeFlags(["-target-cpu", $0] + wideVectorFlags)] } ?? [])
     + kernelDefines.map { .define($0) }
 
 let package = Package(
@@ -48,7 +52,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Tensors, autograd, kernels behind the backend seam, counter-based RNG.
-        .target(name: "LorsTensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "LorsTensor", dependencies: ["CBLAS", "CVectorMath"], swiftSettings: kernelSettings),
         // NN modules (Linear, LayerNorm, attention, ...) with named parameters.
         .target(name: "LorsNN", dependencies: ["LorsTensor"]),
         // Models: ViT/DeiT and the AdaMixer detector, vanilla and LORS.
@@ -61,6 +65,7 @@ let package = Package(
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
         // CRC-32 (zlib's value) with PCLMULQDQ folding on x86-64, zlib's crc32_z elsewhere.
         .target(name: "CCRC32", dependencies: ["CZlib"]),
+        .target(name: "CVectorMath", cSettings: targetCPU.map { [.unsafeFlags(["-march=" + $0])] } ?? []),
         // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
         .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).

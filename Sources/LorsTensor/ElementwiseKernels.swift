@@ -57,22 +57,20 @@ public protocol ElementwiseKernels {
     poly = muladd(poly, t, 1.421413741)
     poly = muladd(poly, t, -0.284496736)
     poly = muladd(poly, t, 0.254829592)
-    var erf = 1 - poly * t * e
-    if x < 0 { erf = -erf }
+    let erf = withSignOf(x, 1 - poly * t * e)
     return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
 }
 
 @inline(__always) func geluDerivative(_ x: FloatVector) -> FloatVector {
     let e = fastExp(-0.5 * x * x)
-    let a = x.replacing(with: -x, where: x .< 0) * 0.70710678118654752
+    let a = magnitude(x) * 0.70710678118654752
     let t = 1 / muladd(FloatVector(repeating: 0.3275911), a, FloatVector(repeating: 1))
     var poly = FloatVector(repeating: 1.061405429)
     poly = muladd(poly, t, FloatVector(repeating: -1.453152027))
     poly = muladd(poly, t, FloatVector(repeating: 1.421413741))
     poly = muladd(poly, t, FloatVector(repeating: -0.284496736))
     poly = muladd(poly, t, FloatVector(repeating: 0.254829592))
-    var erf = 1 - poly * t * e
-    erf.replace(with: -erf, where: x .< 0)
+    let erf = withSignOf(x, 1 - poly * t * e)
     return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
 }
 

@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// Branch-free float math that LLVM vectorises (libm's `expf`/`erff` are scalar calls).
 ///
 /// `fastExp`: Cephes-style range reduction x = n·ln2 + r and a degree-7 polynomial; relative
@@ -28,8 +30,10 @@ func muladd(_ a: Float, _ b: Float, _ c: Float) -> Float {
 
 @_transparent @usableFromInline
 func muladd(_ a: FloatVector, _ b: FloatVector, _ c: FloatVector) -> FloatVector {
-    #if LORS_FMA
-    return c.addingProduct(a, b)
+    #if LORS_FMA && LORS_AVX512
+    return lors_fma16(a, b, c)
+    #elseif LORS_FMA
+    return lors_fma8(a, b, c)
     #else
     return a * b + c
     #endif
@@ -66,15 +70,14 @@ public func fastErf(_ x: Float) -> Float {
     poly = muladd(poly, t, -0.284496736)
     poly = muladd(poly, t, 0.254829592)
     let y = 1 - poly * t * fastExp(-a * a)
-    return x < 0 ? -y : y
+    return withSignOf(x, y)
 }
 
 /// `fastExp` on a whole vector, the same operations as the scalar one lane by lane. `@_transparent`: plain
 /// `@inline(__always)` left it an out-of-line call per vector inside the GELU/softmax loops (4% of a step).
 @_transparent
 public func fastExp(_ x: FloatVector) -> FloatVector {
-    let low = FloatVector(repeating: -87.3), high = FloatVector(repeating: 88.7)
-    let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    let clamped = pointwiseMin(pointwiseMax(x, FloatVector(repeating: -87.3)), FloatVector(repeating: 88.7))
     // t = x·log2(e) + 1.5·2^23 holds round(x·log2 e) in its low mantissa bits; n is that integer.
     let t = muladd(clamped, FloatVector(repeating: 1.442695040888963), FloatVector(repeating: 12_582_912))
     let n = t - 12_582_912
@@ -98,7 +101,7 @@ public func fastExp(_ x: FloatVector) -> FloatVector {
 /// `fastErf` on a whole vector (lane by lane the scalar one).
 @_transparent
 public func fastErf(_ x: FloatVector) -> FloatVector {
-    let a = x.replacing(with: -x, where: x .< 0)
+    let a = magnitude(x)
     let t = 1 / muladd(FloatVector(repeating: 0.3275911), a, FloatVector(repeating: 1))
     var poly = FloatVector(repeating: 1.061405429)
     poly = muladd(poly, t, FloatVector(repeating: -1.453152027))
@@ -106,7 +109,24 @@ public func fastErf(_ x: FloatVector) -> FloatVector {
     poly = muladd(poly, t, FloatVector(repeating: -0.284496736))
     poly = muladd(poly, t, FloatVector(repeating: 0.254829592))
     let y = 1 - poly * t * fastExp(-a * a)
-    return y.replacing(with: -y, where: x .< 0)
+    return withSignOf(x, y)
+}
+
+/// `y` with its sign bit flipped where `x`'s is set (the scalar twin of the vector `withSignOf`).
+@_transparent
+public func withSignOf(_ x: Float, _ y: Float) -> Float { Float(bitPattern: y.bitPattern ^ (x.bitPattern & 0x8000_0000)) }
+
+/// |x| lane by lane (clears the sign bits: no compares or blends).
+@_transparent
+public func magnitude(_ x: FloatVector) -> FloatVector {
+    unsafeBitCast(unsafeBitCast(x, to: UInt32Vector.self) & 0x7FFF_FFFF, to: FloatVector.self)
+}
+
+/// `y` with its sign bit flipped in the lanes where `x`'s sign bit is set: −y for x < 0 (and for x = −0).
+@_transparent
+public func withSignOf(_ x: FloatVector, _ y: FloatVector) -> FloatVector {
+    let sign = unsafeBitCast(x, to: UInt32Vector.self) & 0x8000_0000
+    return unsafeBitCast(unsafeBitCast(y, to: UInt32Vector.self) ^ sign, to: FloatVector.self)
 }
 
 /// Applies `vector` to whole vectors of `x[s..<e]` and `scalar` to the tail.

@@ -73,6 +73,8 @@ struct StepBench: ParsableCommand {
     @Option(help: "Timed steps per model (after 2 warm-up steps).") var steps: Int = 10
     @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Also time each op (forward and backward separately, plus the optimizer) over the timed steps and print where a step's time goes (JSON: `profile`). Each op is charged the wall time since the previous op ended.")
+    var profile = false
 
     /// One model with its optimizer and inputs.
     final class Runner {
@@ -98,13 +100,16 @@ struct StepBench: ParsableCommand {
             labels = (0..<batch).map { Int32($0 % config.numClasses) }
         }
 
-        func step(_ i: Int) -> Double {
+        func step(_ i: Int, profiler: OpProfiler? = nil) -> Double {
             seconds {
+                profiler?.begin()
                 let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
                 let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(images.shape[0])))
                 loss.backward()
+                profiler?.mark("backward (accumulation, hooks)")
                 optimizer.step(learningRate: 1e-4)
                 optimizer.zeroGrad()
+                profiler?.mark("optimizer (AdamW, zero_grad)")
             }
         }
     }
@@ -114,9 +119,16 @@ struct StepBench: ParsableCommand {
         let runners = try model.split(separator: ",").map { try Runner(name: String($0), batch: batch) }
         for i in 0..<2 { for r in runners { _ = r.step(i) } }
         let freshBefore = Backends.current.memoryStatistics.freshAllocations
-        for i in 2..<(steps + 2) { for r in runners { r.times.append(r.step(i)) } }
+        let profilers = runners.map { _ in profile ? OpProfiler() : nil }
+        for i in 2..<(steps + 2) {
+            for (r, p) in zip(runners, profilers) {
+                p?.install()
+                r.times.append(r.step(i, profiler: p))
+                p?.uninstall()
+            }
+        }
         let fresh = Backends.current.memoryStatistics.freshAllocations - freshBefore
-        let results: [[String: Any]] = runners.map { r in
+        var results: [[String: Any]] = runners.map { r in
             let flop = BenchModels.trainingFLOPs(r.config, batch: batch)
             let med = median(r.times)
             return [
@@ -129,6 +141,11 @@ struct StepBench: ParsableCommand {
                 // activation, gradient and workspace reused cached memory.
                 "fresh_allocations_steady": fresh,
             ]
+        }
+        for (k, p) in profilers.enumerated() {
+            guard let p else { continue }
+            results[k]["profile"] = p.rows(steps: steps).map { ["op": $0.op, "ms_per_step": $0.ms, "percent": $0.percent] }
+            if !json { print("\(runners[k].name): time per step by op (each op charged the time since the previous op ended)"); print(p.table(steps: steps)) }
         }
         if !json {
             for (r, res) in zip(runners, results) {
@@ -180,3 +197,39 @@ enum BenchModels {
 
 BLASRuntime.ensureOptimizedKernels()
 LorsBench.main()
+
+/// Charges wall time to ops through the tape's observers: each recorded forward op and each backward op gets the time
+/// since the previous one ended; `mark` closes a named phase (gradient accumulation after the last backward op, the
+/// optimizer).
+final class OpProfiler {
+    private var totals: [String: Double] = [:]
+    private var last: UInt64 = 0
+
+    func begin() { last = DispatchTime.now().uptimeNanoseconds }
+
+    func mark(_ name: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        totals[name, default: 0] += Double(now - last) / 1e9
+        last = now
+    }
+
+    func install() {
+        // Ops run inside a backward closure (not recorded) stay part of that backward op's time.
+        Tape.shared.forwardObserver = { [unowned self] op, _, _ in if Tape.shared.isRecording { mark("forward " + op) } }
+        Tape.shared.backwardObserver = { [unowned self] op, _, _ in mark("backward " + op) }
+    }
+
+    func uninstall() {
+        Tape.shared.forwardObserver = nil
+        Tape.shared.backwardObserver = nil
+    }
+
+    func rows(steps: Int) -> [(op: String, ms: Double, percent: Double)] {
+        let total = totals.values.reduce(0, +)
+        return totals.sorted { $0.value > $1.value }.map { ($0.key, $0.value * 1000 / Double(steps), 100 * $0.value / total) }
+    }
+
+    func table(steps: Int) -> String {
+        rows(steps: steps).map { "  " + $0.op.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: " %9.2f ms %6.1f%%", $0.ms, $0.percent) }.joined(separator: "\n")
+    }
+}
