@@ -77,7 +77,11 @@ public func fastErf(_ x: Float) -> Float {
 /// `@inline(__always)` left it an out-of-line call per vector inside the GELU/softmax loops (4% of a step).
 @_transparent
 public func fastExp(_ x: FloatVector) -> FloatVector {
-    let clamped = pointwiseMin(pointwiseMax(x, FloatVector(repeating: -87.3)), FloatVector(repeating: 88.7))
+    #if LORS_AVX512
+    let clamped = lors_clamp16(x, -87.3, 88.7)
+    #else
+    let clamped = lors_clamp8(x, -87.3, 88.7)
+    #endif
     // t = x·log2(e) + 1.5·2^23 holds round(x·log2 e) in its low mantissa bits; n is that integer.
     let t = muladd(clamped, FloatVector(repeating: 1.442695040888963), FloatVector(repeating: 12_582_912))
     let n = t - 12_582_912

@@ -56,11 +56,19 @@ extension CPUBackend: SoftmaxKernels {
     }
 }
 
-/// Softmax backward of one contiguous row, `gradIn = y (g − Σ g·y)`; `gradIn` may alias `g`.
+/// Softmax backward of one contiguous row, `gradIn = y (g − Σ g·y)` (the dot in vector lanes, then across);
+/// `gradIn` may alias `g`.
 @inline(__always)
 func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>, _ n: Int) {
-    var dot: Float = 0
-    for j in 0..<n { dot += g[j] * y[j] }
+    let width = FloatVector.scalarCount, rawY = UnsafeRawPointer(y), rawG = UnsafeRawPointer(g)
+    var acc = FloatVector(), j = 0
+    while j + width <= n {
+        acc = muladd(rawG.loadUnaligned(fromByteOffset: j * 4, as: FloatVector.self),
+                     rawY.loadUnaligned(fromByteOffset: j * 4, as: FloatVector.self), acc)
+        j += width
+    }
+    var dot = acc.sum()
+    while j < n { dot = muladd(g[j], y[j], dot); j += 1 }
     for j in 0..<n { gradIn[j] = y[j] * (g[j] - dot) }
 }
 

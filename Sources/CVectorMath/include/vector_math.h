@@ -17,4 +17,13 @@ static inline __attribute__((always_inline)) lors_float16 lors_fma16(lors_float1
     return __builtin_elementwise_fma(a, b, c);
 }
 
+/* Lane-wise clamp to [lo, hi] (Swift's generic pointwiseMin/Max stayed out-of-line calls in the softmax loop). */
+static inline __attribute__((always_inline)) lors_float8 lors_clamp8(lors_float8 x, float lo, float hi) {
+    return __builtin_elementwise_min(__builtin_elementwise_max(x, (lors_float8)lo), (lors_float8)hi);
+}
+
+static inline __attribute__((always_inline)) lors_float16 lors_clamp16(lors_float16 x, float lo, float hi) {
+    return __builtin_elementwise_min(__builtin_elementwise_max(x, (lors_float16)lo), (lors_float16)hi);
+}
+
 #endif
