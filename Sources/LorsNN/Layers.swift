@@ -59,6 +59,10 @@ public final class FeedForward: Module, TensorMap {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        if activation == .gelu, dropout == 0 || !context.training, let l1 = fc1 as? Linear, let l2 = fc2 as? Linear {
+            // fc1 → GELU → fc2 fused (same values as the steps below; see Tensor.mlpGELU).
+            return Tensor.mlpGELU(x, weight1: l1.weight, bias1: l1.bias, weight2: l2.weight, bias2: l2.bias)
+        }
         var h = fc1(x)
         h = activation == .gelu ? h.gelu() : h.relu()
         if dropout > 0 { h = h.dropout(dropout, key: context.key(site + ".drop1"), firstRow: context.firstSample, training: context.training) }

@@ -38,7 +38,7 @@ public struct MemoryStatistics: Sendable {
 
 /// All kernel families a backend provides. New families are added here.
 public typealias Backend = BackendCore & GemmKernels & ElementwiseKernels & ReductionKernels & LayoutKernels
-    & SoftmaxKernels & AttentionKernels & NormKernels & LossKernels & ConvKernels & SamplingKernels & RandomKernels & OptimizerKernels
+    & SoftmaxKernels & AttentionKernels & LinearKernels & NormKernels & LossKernels & ConvKernels & SamplingKernels & RandomKernels & OptimizerKernels
 
 /// The process-wide current backend.
 public enum Backends {

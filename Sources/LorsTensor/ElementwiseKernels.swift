@@ -185,7 +185,7 @@ private func binaryLoop(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ sa: Int, _ 
 }
 
 /// GELU over `x[s..<e]` as one straight SIMD loop (no closures, so the exp/erf math inlines).
-private func geluForwardLoop(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int, _ e: Int) {
+func geluForwardLoop(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int, _ e: Int) {
     var i = s
     let rawIn = UnsafeRawPointer(x), rawOut = UnsafeMutableRawPointer(out)
     while i + FloatVector.scalarCount <= e {
@@ -197,7 +197,7 @@ private func geluForwardLoop(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePoin
 }
 
 /// `gradIn = gradOut · GELU'(x)` over `[s, e)` as one straight SIMD loop.
-private func geluBackwardLoop(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>,
+func geluBackwardLoop(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>,
                               _ s: Int, _ e: Int) {
     var i = s
     let rawX = UnsafeRawPointer(x), rawG = UnsafeRawPointer(g), rawOut = UnsafeMutableRawPointer(gradIn)

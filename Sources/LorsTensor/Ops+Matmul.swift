@@ -59,9 +59,9 @@ public extension Tensor {
 }
 
 public extension Tensor {
-    /// `y = x Wᵀ + b`: x `[..., in]`, W `[out, in]`, b `[out]` → `[..., out]`, as ONE sgemm: the bias
-    /// rows are copied into the output and the product accumulates onto them (beta = 1), saving
-    /// the separate broadcast-add pass and OpenBLAS's zeroing pass of the unfused form.
+    /// `y = x Wᵀ + b`: x `[..., in]`, W `[out, in]`, b `[out]` → `[..., out]`: block by block the bias rows are
+    /// copied into the (cached) output block and the product accumulates onto them (`linearForward`), saving the
+    /// separate broadcast-add pass and OpenBLAS's zeroing pass of the unfused form.
     func linear(weight: Tensor, bias: Tensor?) -> Tensor {
         let inFeatures = shape[rank - 1], outFeatures = weight.shape[0]
         precondition(weight.rank == 2 && weight.shape[1] == inFeatures,
@@ -69,13 +69,8 @@ public extension Tensor {
         precondition(bias == nil || bias!.shape == [outFeatures], "linear: bias \(bias!.shape) for \(outFeatures) outputs")
         let rows = count / Swift.max(inFeatures, 1)
         let out = Tensor(uninitialized: Array(shape.dropLast()) + [outFeatures])
-        if let bias {
-            backend.stridedCopy(src: bias.pointer, srcStrides: [0, 1], dst: out.pointer, dstStrides: [outFeatures, 1],
-                                shape: [rows, outFeatures], accumulate: false)
-        }
-        backend.gemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
-                     a: pointer, lda: inFeatures, strideA: 0, b: weight.pointer, ldb: inFeatures, strideB: 0,
-                     beta: bias == nil ? 0 : 1, c: out.pointer, ldc: outFeatures, strideC: 0, batch: 1)
+        backend.linearForward(x: pointer, rows: rows, inFeatures: inFeatures, weight: weight.pointer, bias: bias?.pointer,
+                              outFeatures: outFeatures, out: out.pointer, geluOut: nil)
         let x = self
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return Tape.shared.record("linear", inputs: inputs, output: out) { g in
@@ -84,6 +79,43 @@ public extension Tensor {
             let gw = weight.requiresGrad ? g2.matmul(x.reshaped([rows, inFeatures]), transposeSelf: true) : nil
             var grads: [Tensor?] = [gx, gw]
             if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
+            return grads
+        }
+    }
+}
+
+public extension Tensor {
+    /// The transformer MLP `fc2(GELU(fc1(x)))` as one recorded op: x `[..., in]`, w1 `[hidden, in]`, w2 `[out, hidden]`
+    /// (biases optional) → `[..., out]`. The same values, bit for bit, as `x.linear(w1, b1).gelu().linear(w2, b2)`,
+    /// forward and backward; GELU runs on each output block of fc1 while it is in cache, and in the backward the
+    /// gradient at fc1's output is formed block by block from fc2's input gradient (never written at the GELU output).
+    static func mlpGELU(_ x: Tensor, weight1 w1: Tensor, bias1 b1: Tensor?, weight2 w2: Tensor, bias2 b2: Tensor?) -> Tensor {
+        let inFeatures = x.shape[x.rank - 1], hidden = w1.shape[0], outFeatures = w2.shape[0]
+        precondition(w1.rank == 2 && w1.shape[1] == inFeatures && w2.rank == 2 && w2.shape[1] == hidden,
+                     "mlpGELU: input \(x.shape), fc1 weight \(w1.shape), fc2 weight \(w2.shape) ([out, in] each)")
+        precondition(b1 == nil || b1!.shape == [hidden], "mlpGELU: fc1 bias \(b1!.shape) for \(hidden) outputs")
+        precondition(b2 == nil || b2!.shape == [outFeatures], "mlpGELU: fc2 bias \(b2!.shape) for \(outFeatures) outputs")
+        let rows = x.count / Swift.max(inFeatures, 1), backend = x.backend
+        let pre = Tensor(uninitialized: [rows, hidden]), act = Tensor(uninitialized: [rows, hidden])
+        backend.linearForward(x: x.pointer, rows: rows, inFeatures: inFeatures, weight: w1.pointer, bias: b1?.pointer,
+                              outFeatures: hidden, out: pre.pointer, geluOut: act.pointer)
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
+        backend.linearForward(x: act.pointer, rows: rows, inFeatures: hidden, weight: w2.pointer, bias: b2?.pointer,
+                              outFeatures: outFeatures, out: out.pointer, geluOut: nil)
+        let inputs = [x, w1, w2] + [b1, b2].compactMap { $0 }
+        return Tape.shared.record("mlp_gelu", inputs: inputs, output: out) { g in
+            let g2 = g.reshaped([rows, outFeatures])
+            let gw2 = w2.requiresGrad ? g2.matmul(act, transposeSelf: true) : nil
+            let gb2 = b2.map { $0.requiresGrad ? g2.sum(axes: [0]) : nil }
+            let gradPre = Tensor(uninitialized: [rows, hidden])
+            backend.linearInputGradientThroughGELU(gradOut: g2.pointer, rows: rows, outFeatures: outFeatures, weight: w2.pointer,
+                                                   inFeatures: hidden, preActivation: pre.pointer, gradIn: gradPre.pointer)
+            let gw1 = w1.requiresGrad ? gradPre.matmul(x.reshaped([rows, inFeatures]), transposeSelf: true) : nil
+            let gb1 = b1.map { $0.requiresGrad ? gradPre.sum(axes: [0]) : nil }
+            let gx = x.requiresGrad ? gradPre.matmul(w1).reshaped(x.shape) : nil
+            var grads: [Tensor?] = [gx, gw1, gw2]
+            if let gb1 { grads.append(gb1) }
+            if let gb2 { grads.append(gb2) }
             return grads
         }
     }

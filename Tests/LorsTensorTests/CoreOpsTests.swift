@@ -114,6 +114,35 @@ final class CoreOpsTests: XCTestCase {
         XCTAssertEqual(m.toArray(), [4, 5, 10, 11])
     }
 
+    /// The fused MLP equals linear → GELU → linear bit for bit (output and every gradient), with several row blocks
+    /// per thread and for 1, 2 and 3 threads; plus a central-difference check on a small case (with and without biases).
+    func testFusedMLPEqualsTheUnfusedChainBitwise() {
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        let x = randomTensor([2, 650, 32], "mlp.x"), w1 = randomTensor([768, 32], "mlp.w1", low: -0.3, high: 0.3)
+        let b1 = randomTensor([768], "mlp.b1"), w2 = randomTensor([24, 768], "mlp.w2", low: -0.1, high: 0.1)
+        let b2 = randomTensor([24], "mlp.b2"), seed = randomTensor([2, 650, 24], "mlp.seed", requiresGrad: false)
+        func run(_ f: () -> Tensor) -> [[UInt32]] {
+            for t in [x, w1, b1, w2, b2] { t.grad = nil }
+            let y = f()
+            y.backward(seed: seed)
+            return ([y] + [x, w1, b1, w2, b2].map { $0.grad! }).map { $0.toArray().map(\.bitPattern) }
+        }
+        Threading.setThreads(1)
+        let unfused = run { x.linear(weight: w1, bias: b1).gelu().linear(weight: w2, bias: b2) }
+        for t in [1, 2, 3] {
+            Threading.setThreads(t)
+            let fused = run { Tensor.mlpGELU(x, weight1: w1, bias1: b1, weight2: w2, bias2: b2) }
+            for (k, name) in ["output", "dx", "dw1", "db1", "dw2", "db2"].enumerated() {
+                XCTAssertEqual(fused[k], unfused[k], "\(name) with \(t) threads")
+            }
+        }
+        let sx = randomTensor([3, 5], "mlp.sx"), sw1 = randomTensor([7, 5], "mlp.sw1"), sb1 = randomTensor([7], "mlp.sb1")
+        let sw2 = randomTensor([4, 7], "mlp.sw2"), sb2 = randomTensor([4], "mlp.sb2")
+        assertGradients([sx, sw1, sb1, sw2, sb2], "fused MLP") { Tensor.mlpGELU($0[0], weight1: $0[1], bias1: $0[2], weight2: $0[3], bias2: $0[4]) }
+        assertGradients([sx, sw1, sw2], "fused MLP without biases") { Tensor.mlpGELU($0[0], weight1: $0[1], bias1: nil, weight2: $0[2], bias2: nil) }
+    }
+
     /// Large products are split into one block of C per thread (single-threaded sgemm each): every transpose case
     /// and both split directions (M ≥ N, N > M), odd sizes, equal bit for bit for 1, 2 and 3 threads (the sum over k
     /// of each element does not depend on the blocking) and equal to a Double reference.

@@ -1,0 +1,79 @@
+import CBLAS
+
+/// Fully connected layers with their epilogues fused: the output is produced in row blocks that stay in cache while
+/// the bias goes in (copied into the block, then the product accumulates onto it) and, for the MLP's first layer,
+/// while GELU is applied; the backward of "GELU after a linear" is applied to the input gradient of the *next* linear
+/// block by block. Saved: the bias broadcast pass over the whole output, the GELU pass re-reading the
+/// pre-activation, and writing and re-reading the gradient at the GELU output.
+public protocol LinearKernels {
+    /// `out = x · weightᵀ + bias` for `rows` rows (x `[rows, inFeatures]`, weight `[outFeatures, inFeatures]`, bias
+    /// `[outFeatures]` or nil); when `geluOut` is given, also `geluOut = GELU(out)` (out keeps the pre-activation).
+    func linearForward(x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>?, outFeatures: Int, out: UnsafeMutablePointer<Float>,
+                       geluOut: UnsafeMutablePointer<Float>?)
+    /// `gradIn = (gradOut · weight) ⊙ GELU'(preActivation)`: the gradient at the pre-activation of a GELU whose output
+    /// fed a linear layer (gradOut `[rows, outFeatures]`, weight `[outFeatures, inFeatures]`, preActivation and
+    /// gradIn `[rows, inFeatures]`).
+    func linearInputGradientThroughGELU(gradOut: UnsafePointer<Float>, rows: Int, outFeatures: Int,
+                                        weight: UnsafePointer<Float>, inFeatures: Int,
+                                        preActivation: UnsafePointer<Float>, gradIn: UnsafeMutablePointer<Float>)
+}
+
+extension CPUBackend: LinearKernels {
+    public func linearForward(x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, outFeatures: Int, out: UnsafeMutablePointer<Float>,
+                              geluOut: UnsafeMutablePointer<Float>?) {
+        if rows == 0 || outFeatures == 0 { return }
+        forEachRowBlock(rows: rows, rowFloats: outFeatures, flopsPerRow: 2 * inFeatures * outFeatures) { r0, r1 in
+            let block = out + r0 * outFeatures, count = (r1 - r0) * outFeatures
+            if let bias {
+                for r in 0..<(r1 - r0) { (block + r * outFeatures).update(from: bias, count: outFeatures) }
+            }
+            if inFeatures > 0 {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(outFeatures), Int32(inFeatures), 1,
+                            x + r0 * inFeatures, Int32(inFeatures), weight, Int32(inFeatures), bias == nil ? 0 : 1,
+                            block, Int32(outFeatures))
+            } else if bias == nil {
+                block.update(repeating: 0, count: count)
+            }
+            if let geluOut { geluForwardLoop(block, geluOut + r0 * outFeatures, 0, count) }
+        }
+    }
+
+    public func linearInputGradientThroughGELU(gradOut: UnsafePointer<Float>, rows: Int, outFeatures: Int,
+                                               weight: UnsafePointer<Float>, inFeatures: Int,
+                                               preActivation: UnsafePointer<Float>, gradIn: UnsafeMutablePointer<Float>) {
+        if rows == 0 || inFeatures == 0 { return }
+        forEachRowBlock(rows: rows, rowFloats: inFeatures, flopsPerRow: 2 * inFeatures * outFeatures) { r0, r1 in
+            let block = gradIn + r0 * inFeatures, count = (r1 - r0) * inFeatures
+            if outFeatures > 0 {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r1 - r0), Int32(inFeatures), Int32(outFeatures), 1,
+                            gradOut + r0 * outFeatures, Int32(outFeatures), weight, Int32(inFeatures), 0, block, Int32(inFeatures))
+            } else {
+                block.update(repeating: 0, count: count)
+            }
+            geluBackwardLoop(preActivation + r0 * inFeatures, block, block, 0, count)
+        }
+    }
+}
+
+/// Runs `body(r0, r1)` over row blocks of the output: each thread takes one contiguous range of rows (single-threaded
+/// OpenBLAS inside), walked in blocks of about 768 KB of output so a block is still in cache for its epilogue.
+/// Every output element is computed by one sgemm over the full inner dimension, so the values do not depend on the
+/// thread count (the sum over k does not depend on how the rows are blocked).
+func forEachRowBlock(rows: Int, rowFloats: Int, flopsPerRow: Int, _ body: (Int, Int) -> Void) {
+    let blockRows = Swift.max(16, (196_608 / Swift.max(1, rowFloats)) / 16 * 16)
+    let threads = Swift.min(Threading.threads, Swift.max(1, rows * flopsPerRow / 4_000_000))
+    let per = ((rows + threads - 1) / threads + 15) / 16 * 16
+    func range(_ part: Int) {
+        let lo = part * per, hi = Swift.min(rows, lo + per)
+        var r0 = lo
+        while r0 < hi {
+            let r1 = Swift.min(hi, r0 + blockRows)
+            body(r0, r1)
+            r0 = r1
+        }
+    }
+    if threads <= 1 { return range(0) }
+    parallelForSingleThreadedBLAS(threads, grain: 1) { s, e in for part in s..<e { range(part) } }
+}
