@@ -50,27 +50,13 @@ public protocol ElementwiseKernels {
 /// The vector overload performs the same operations lane by lane (same bits as the scalar tail).
 @inline(__always) func geluDerivative(_ x: Float) -> Float {
     let e = fastExp(-0.5 * x * x)
-    let a = Swift.abs(x) * 0.70710678118654752
-    let t = 1 / muladd(0.3275911, a, 1)
-    var poly: Float = 1.061405429
-    poly = muladd(poly, t, -1.453152027)
-    poly = muladd(poly, t, 1.421413741)
-    poly = muladd(poly, t, -0.284496736)
-    poly = muladd(poly, t, 0.254829592)
-    let erf = withSignOf(x, 1 - poly * t * e)
+    let erf = withSignOf(x, erfMagnitude(Swift.abs(x) * 0.70710678118654752, e))
     return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
 }
 
 @inline(__always) func geluDerivative(_ x: FloatVector) -> FloatVector {
     let e = fastExp(-0.5 * x * x)
-    let a = magnitude(x) * 0.70710678118654752
-    let t = 1 / muladd(FloatVector(repeating: 0.3275911), a, FloatVector(repeating: 1))
-    var poly = FloatVector(repeating: 1.061405429)
-    poly = muladd(poly, t, FloatVector(repeating: -1.453152027))
-    poly = muladd(poly, t, FloatVector(repeating: 1.421413741))
-    poly = muladd(poly, t, FloatVector(repeating: -0.284496736))
-    poly = muladd(poly, t, FloatVector(repeating: 0.254829592))
-    let erf = withSignOf(x, 1 - poly * t * e)
+    let erf = withSignOf(x, erfMagnitude(magnitude(x) * 0.70710678118654752, e))
     return muladd(x, e * 0.3989422804014327, 0.5 * (1 + erf))
 }
 

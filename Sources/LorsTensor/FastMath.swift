@@ -63,14 +63,20 @@ public func fastExp(_ x: Float) -> Float {
 @inline(__always)
 public func fastErf(_ x: Float) -> Float {
     let a = Swift.abs(x)
+    return withSignOf(x, erfMagnitude(a, fastExp(-a * a)))
+}
+
+/// |erf(z)| by A&S 7.1.26 from a = |z| and e = exp(−a²) (GELU's derivative has that exponential already):
+/// 1 − t·poly(t)·e with t = 1 / (1 + 0.3275911·a).
+@_transparent @usableFromInline
+func erfMagnitude(_ a: Float, _ e: Float) -> Float {
     let t = 1 / muladd(0.3275911, a, 1)
     var poly: Float = 1.061405429
     poly = muladd(poly, t, -1.453152027)
     poly = muladd(poly, t, 1.421413741)
     poly = muladd(poly, t, -0.284496736)
     poly = muladd(poly, t, 0.254829592)
-    let y = 1 - poly * t * fastExp(-a * a)
-    return withSignOf(x, y)
+    return 1 - poly * t * e
 }
 
 /// `fastExp` on a whole vector, the same operations as the scalar one lane by lane. `@_transparent`: plain
@@ -106,14 +112,19 @@ public func fastExp(_ x: FloatVector) -> FloatVector {
 @_transparent
 public func fastErf(_ x: FloatVector) -> FloatVector {
     let a = magnitude(x)
+    return withSignOf(x, erfMagnitude(a, fastExp(-a * a)))
+}
+
+/// `erfMagnitude` lane by lane.
+@_transparent @usableFromInline
+func erfMagnitude(_ a: FloatVector, _ e: FloatVector) -> FloatVector {
     let t = 1 / muladd(FloatVector(repeating: 0.3275911), a, FloatVector(repeating: 1))
     var poly = FloatVector(repeating: 1.061405429)
     poly = muladd(poly, t, FloatVector(repeating: -1.453152027))
     poly = muladd(poly, t, FloatVector(repeating: 1.421413741))
     poly = muladd(poly, t, FloatVector(repeating: -0.284496736))
     poly = muladd(poly, t, FloatVector(repeating: 0.254829592))
-    let y = 1 - poly * t * fastExp(-a * a)
-    return withSignOf(x, y)
+    return 1 - poly * t * e
 }
 
 /// `y` with its sign bit flipped where `x`'s is set (the scalar twin of the vector `withSignOf`).
