@@ -100,14 +100,19 @@ public final class MultiHeadSelfAttention: Module {
         child("proj", proj)
     }
 
-    /// x `[B, T, D]`, optional additive attention bias broadcastable to `[B, heads, T, T]`.
-    public func callAsFunction(_ x: Tensor, bias: Tensor? = nil) -> Tensor {
+    /// x `[B, T, D]`, optional additive attention bias broadcastable to `[B, heads, T, T]` → `[B, T, D]`; with
+    /// `firstTokens: n` only the first n tokens' outputs `[B, n, D]` (attending over all T tokens).
+    public func callAsFunction(_ x: Tensor, bias: Tensor? = nil, firstTokens: Int? = nil) -> Tensor {
         let hd = dim / heads
         // q, k, v are read in place from the packed projection [B, T, 3D] (no permute copies).
         let packed = qkv(x)
         if bias == nil && (attentionDropout == 0 || !context.training) {
             // Fused scores → softmax → values, one (sample, head) at a time (same values as the steps below).
-            return projectOut(Tensor.selfAttention(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot()))
+            return projectOut(Tensor.selfAttention(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot(),
+                                                   queries: firstTokens))
+        }
+        if let firstTokens, firstTokens < x.shape[1] {
+            return self(x, bias: bias).slice(axis: 1, 0..<firstTokens)
         }
         var scores = Tensor.attentionScores(qkv: packed, heads: heads, scale: 1 / Float(hd).squareRoot())  // [B, H, T, T]
         if let bias { scores = scores + bias }

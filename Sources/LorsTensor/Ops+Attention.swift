@@ -62,20 +62,25 @@ public extension Tensor {
         }
     }
 
-    /// Fused `softmax(scale · q kᵀ) · v` over all (b, h) → `[B, T, D]` (heads concatenated): the same values as
+    /// Fused `softmax(scale · q kᵀ) · v` over all (b, h) → `[B, Q, D]` (heads concatenated) for the first Q =
+    /// `queries` query tokens (default: all T). With all queries: the same values as
     /// `attentionValues(probs: attentionScores(...).softmax(axis: -1), ...)`, bit for bit, forward and backward,
-    /// in one pass per head that stays in cache and writes the qkv gradient once.
-    static func selfAttention(qkv: Tensor, heads: Int, scale: Float) -> Tensor {
+    /// in one pass per head that stays in cache and writes the qkv gradient once. Fewer queries serve a block whose
+    /// later tokens' outputs are never used (the last block of a class-token ViT): keys and values still come from
+    /// every token.
+    static func selfAttention(qkv: Tensor, heads: Int, scale: Float, queries: Int? = nil) -> Tensor {
         let (b, t, d, _) = attentionShape(qkv, heads)
-        let probs = Tensor(uninitialized: [b, heads, t, t])
-        let out = Tensor(uninitialized: [b, t, d])
+        let tq = queries ?? t
+        precondition(tq >= 1 && tq <= t, "selfAttention: \(tq) queries of \(t) tokens")
+        let probs = Tensor(uninitialized: [b, heads, tq, t])
+        let out = Tensor(uninitialized: [b, tq, d])
         let backend = qkv.backend
-        backend.attentionForward(qkv: qkv.pointer, batch: b, tokens: t, dim: d, heads: heads, scale: scale,
+        backend.attentionForward(qkv: qkv.pointer, batch: b, tokens: t, queries: tq, dim: d, heads: heads, scale: scale,
                                  probs: probs.pointer, out: out.pointer)
         return Tape.shared.record("self_attention", inputs: [qkv], output: out) { g in
             let grad = Tensor(uninitialized: qkv.shape)
-            backend.attentionBackward(qkv: qkv.pointer, probs: probs.pointer, gradOut: g.pointer, batch: b, tokens: t, dim: d,
-                                      heads: heads, scale: scale, gradQKV: grad.pointer)
+            backend.attentionBackward(qkv: qkv.pointer, probs: probs.pointer, gradOut: g.pointer, batch: b, tokens: t,
+                                      queries: tq, dim: d, heads: heads, scale: scale, gradQKV: grad.pointer)
             return [grad]
         }
     }

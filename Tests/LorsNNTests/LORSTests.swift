@@ -327,3 +327,57 @@ final class LORSViTTests: XCTestCase {
         }
     }
 }
+
+/// The last block computes only the class token's output (the only one the head reads). Reference: the same model
+/// run block by block with every token's output computed and the class token sliced afterwards. Loss and every
+/// parameter gradient agree (to float rounding of the row-count-dependent small attention products), for the plain
+/// ViT and the LORS ViT, with drop-path and training-mode dropout keys in play.
+final class ClassTokenLastBlockTests: XCTestCase {
+    func testLastBlockClassTokenOnlyMatchesTheFullComputation() {
+        var c = ViTConfiguration()
+        c.imageSize = 16
+        c.patchSize = 4
+        c.embedDim = 24
+        c.depth = 3
+        c.numHeads = 2
+        c.numClasses = 7
+        c.dropPathRate = 0.2
+        var l = LORSViTConfiguration()
+        l.rank = 4
+        for model in [VisionTransformer(c), VisionTransformer(c, linears: LORSLinearFactory(l))] {
+            model.initializeParameters(seed: 3)
+            // Non-zero LORS B (the private parts matter) and head (zero-initialised, it would stop every gradient).
+            for (name, p) in model.namedParameters() where name.hasSuffix(".B") || name.hasPrefix("head.") {
+                p.assign(Tensor(RandomKey(seed: 9, purpose: name).uniforms(p.count, low: -0.05, high: 0.05), shape: p.shape))
+            }
+            let images = Tensor(RandomKey(seed: 4, purpose: "cls.images").uniforms(3 * 3 * 16 * 16, low: -1, high: 1),
+                                shape: [3, 3, 16, 16])
+            let targets: [Int32] = [1, 5, 2]
+            let context = ForwardContext(training: true, seed: 0, step: 2)
+            func gradients(_ forward: () -> Tensor) -> (Float, [String: [Float]]) {
+                for p in model.parameters { p.grad = nil }
+                let loss = Tensor.crossEntropy(forward(), targets: targets, reduction: .mean)
+                loss.backward()
+                return (loss.item(), Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.grad!.toArray()) }))
+            }
+            let pruned = gradients { model(images, context) }
+            let full = gradients {
+                let b = 3, g = 4
+                let patches = images.reshaped([b, 3, g, 4, g, 4]).permuted([0, 2, 4, 1, 3, 5]).reshaped([b, g * g, 48])
+                let embedded = patches.matmul(model.patchWeight.reshaped([24, 48]), transposeOther: true) + model.patchBias
+                var x = Tensor.concat([model.clsToken.broadcast(to: [b, 1, 24]), embedded], axis: 1) + model.posEmbed
+                for block in model.blocks { x = block(x, context) }
+                return model.head(model.norm(x.slice(axis: 1, 0..<1).reshaped([b, 24])))
+            }
+            XCTAssertEqual(pruned.0, full.0, accuracy: 1e-6 * Swift.abs(full.0))
+            XCTAssertEqual(Set(pruned.1.keys), Set(full.1.keys))
+            for (name, reference) in full.1 {
+                let got = pruned.1[name]!
+                let scale = reference.map { Swift.abs($0) }.max() ?? 0
+                let worst = zip(got, reference).map { Swift.abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 1e-5 * Swift.max(scale, 1e-3), name)
+                XCTAssertTrue(scale > 0 || name.hasSuffix(".B") || name.hasSuffix(".A"), "\(name) has a zero gradient")
+            }
+        }
+    }
+}
