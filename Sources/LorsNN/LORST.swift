@@ -45,7 +45,7 @@ public final class LORSTShared: Module {
 /// - factored: `x W_shᵀ + ((x Aᵀ) Bᵀ)`: n·in·out + n·R·(in + out).
 /// The materialised form is cheaper iff out·in < n·(in + out), i.e. for more than in·out/(in+out)
 /// rows (144 for DeiT-tiny's qkv: any real batch). `evaluation` overrides the choice.
-public final class LORSTLayer: Module, TensorMap {
+public final class LORSTLayer: Module, DenseAffineMap {
     /// How `callAsFunction` evaluates the layer.
     public enum Evaluation: Sendable { case automatic, materialized, factored }
 
@@ -118,6 +118,11 @@ public final class LORSTLayer: Module, TensorMap {
             y = x2.linear(weight: effectiveWeight(), bias: bias)
         }
         return x.rank == 1 ? y.reshaped([outFeatures]) : y
+    }
+
+    /// The materialised `(W_sh + B·A, b_i)` (recorded) when `rows` rows take that path; nil on the factored path.
+    public func denseAffine(rows: Int) -> (weight: Tensor, bias: Tensor?)? {
+        A == nil || materializes(rows: rows) ? (effectiveWeight(), bias) : nil
     }
 
     /// The dense equivalent `(W_sh + B·A, b_i)` for export or inference (detached copies); a `Linear`

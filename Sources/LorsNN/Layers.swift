@@ -7,6 +7,17 @@ public protocol TensorMap: AnyObject {
 
 extension Linear: TensorMap {}
 
+/// A map that, for a given number of input rows, is evaluated as one dense product `x Wᵀ + b`: it hands out that
+/// (recorded) W and b so a caller can fuse the product with its neighbours (the MLP's fc1 → GELU → fc2).
+public protocol DenseAffineMap: TensorMap {
+    /// `(W [out, in], b [out] or nil)` when `rows` input rows are evaluated as one dense product, else nil.
+    func denseAffine(rows: Int) -> (weight: Tensor, bias: Tensor?)?
+}
+
+extension Linear: DenseAffineMap {
+    public func denseAffine(rows: Int) -> (weight: Tensor, bias: Tensor?)? { (weight, bias) }
+}
+
 /// LayerNorm over the last `normalizedShape.count` dimensions, with optional affine parameters.
 /// `y = (x − mean) / √(var + eps) · γ + β` (biased variance, as PyTorch).
 public final class LayerNorm: Module, TensorMap {
@@ -59,7 +70,9 @@ public final class FeedForward: Module, TensorMap {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        if activation == .gelu, dropout == 0 || !context.training, let l1 = fc1 as? Linear, let l2 = fc2 as? Linear {
+        let rows = x.count / Swift.max(1, x.shape[x.rank - 1])
+        if activation == .gelu, dropout == 0 || !context.training,
+           let l1 = (fc1 as? DenseAffineMap)?.denseAffine(rows: rows), let l2 = (fc2 as? DenseAffineMap)?.denseAffine(rows: rows) {
             // fc1 → GELU → fc2 fused (same values as the steps below; see Tensor.mlpGELU).
             return Tensor.mlpGELU(x, weight1: l1.weight, bias1: l1.bias, weight2: l2.weight, bias2: l2.bias)
         }
