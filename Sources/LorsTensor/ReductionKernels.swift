@@ -37,6 +37,21 @@ extension CPUBackend: ReductionKernels {
             }
             return
         }
+        if outer < Threading.threads && inner >= 128 {
+            // Few outer rows (a bias gradient: outer 1, n = tokens, inner = features): split the columns instead,
+            // so every core sums its own columns over all rows (each column in the same order as before).
+            parallelFor(inner, grain: Swift.max(64, 32_768 / Swift.max(1, outer * n)) / 16 * 16) { s, e in
+                for o in 0..<outer {
+                    let dst = out + o * inner
+                    if !accumulate { (dst + s).update(repeating: 0, count: e - s) }
+                    for j in 0..<n {
+                        let src = x + (o * n + j) * inner
+                        for i in s..<e { dst[i] += src[i] }
+                    }
+                }
+            }
+            return
+        }
         parallelRows(outer, rowCost: n * inner) { s, e in
             for o in s..<e {
                 let dst = out + o * inner

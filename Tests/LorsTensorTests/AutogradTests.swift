@@ -97,15 +97,26 @@ final class AutogradTests: XCTestCase {
 
     func testThreadCountDoesNotChangeResults() {
         let x = randomTensor([257, 129], "x", requiresGrad: false)
+        // A bias-gradient-shaped column sum (few rows of output, many columns: split over columns).
+        let tall = randomTensor([2, 1000, 300], "tall", requiresGrad: false)
         let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        func results() -> [[Float]] {
+            [x.sum(axes: [0]).toArray(), [x.sum().item()], x.softmax().toArray(), tall.sum(axes: [1]).toArray(),
+             tall.reshaped([2000, 300]).sum(axes: [0]).toArray()]
+        }
         Threading.setThreads(1)
-        let one = (x.sum(axes: [0]).toArray(), x.sum().item(), x.softmax().toArray())
-        Threading.setThreads(2)
-        let two = (x.sum(axes: [0]).toArray(), x.sum().item(), x.softmax().toArray())
-        Threading.setThreads(saved)
-        XCTAssertEqual(one.0, two.0)
-        XCTAssertEqual(one.1, two.1)
-        XCTAssertEqual(one.2, two.2)
+        let one = results()
+        for t in [2, 3] {
+            Threading.setThreads(t)
+            XCTAssertEqual(results(), one, "\(t) threads")
+        }
+        // And the column sums are right.
+        let v = tall.toArray()
+        for c in [0, 151, 299] {
+            let expected = (0..<1000).reduce(Float(0)) { $0 + v[1000 * 300 + $1 * 300 + c] }
+            XCTAssertEqual(one[3][300 + c], expected, accuracy: 1e-3)
+        }
     }
 
     func testSteadyStateReusesBuffers() {
