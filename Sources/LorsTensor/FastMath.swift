@@ -12,7 +12,7 @@ import CVectorMath
 public typealias FloatVector = SIMD16<Float>
 public typealias UInt32Vector = SIMD16<UInt32>
 #else
-public typealias FloatVector = FloatVector
+public typealias FloatVector = SIMD8<Float>
 public typealias UInt32Vector = SIMD8<UInt32>
 #endif
 
