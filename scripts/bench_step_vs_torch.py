@@ -106,6 +106,8 @@ def main():
         "lors_median_ms": lors_ms, "torch_median_ms": torch_ms, "torch_over_lors": torch_ms / lors_ms,
         "gflop_per_step": gflop, "lors_gflops": gflop / lors_ms * 1000, "torch_gflops": gflop / torch_ms * 1000,
         "blas_core": lors_runs[0]["blas_core"], "lors_peak_rss_mb": lors_runs[0]["peak_rss_mb"],
+        "lors_round_medians_ms": [round(r["median_ms"], 1) for r in lors_runs],
+        "torch_round_medians_ms": [round(t, 1) for t in torch_runs],
     }
     print(json.dumps(result, indent=2))
 
