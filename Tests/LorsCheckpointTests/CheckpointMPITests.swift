@@ -105,4 +105,66 @@ final class CheckpointMPITests: XCTestCase {
         }
         try world.barrier()
     }
+    /// A flipped byte fails the load on every rank, naming the dataset, although each rank checksums only its share:
+    /// in the last model tensor of the file (checked by the last rank, read by all) and in optimizer state that only
+    /// its owner (rank 1) reads. No rank hangs; a healthy owner-only read gives each rank exactly what it owns.
+    func testDamagedDatasetFailsTheLoadOnEveryRank() throws {
+        let rank = world.rank, size = world.size
+        let work = try sharedDirectory()
+        defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
+        let (model, optimizer) = makeTrainedModel()
+        let path = work + "/step_00000003.h5"
+        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+        try writer.write(metadata: makeMetadata(step: 3), optimizer: OptimizerMetadata(describing: optimizer))
+        try world.barrier()
+
+        // Owner-only reads of the optimizer state (dataset i owned by rank i % size), healthy file.
+        let state = optimizer.stateDictionary()
+        let reader = try CheckpointReader(path: path, comm: world)
+        let optimizerInfos = reader.optimizerDatasets.map(\.info)
+        let requests = optimizerInfos.enumerated().map { index, info in (path: info.path, shape: info.shape, owner: Int?(index % size)) }
+        let tensors = try reader.readTensors(requests)
+        for (index, info) in optimizerInfos.enumerated() {
+            if index % size == rank {
+                let key = String(info.path.dropFirst("/optimizer/".count))
+                let expected = try XCTUnwrap(state[key], "rank \(rank): no state \(key)")
+                XCTAssertEqual(tensors[index].map(bits), bits(expected), "rank \(rank) \(info.path)")
+            } else {
+                XCTAssertNil(tensors[index], "rank \(rank) got \(info.path) it does not own")
+            }
+        }
+        try reader.close()
+
+        // Damage: the last model tensor in the file, and an optimizer tensor that only rank 1 reads.
+        let modelInfo = try XCTUnwrap(reader.datasets.last { $0.path.hasPrefix("/model/") && $0.count >= 8 })
+        let modelValues = try XCTUnwrap(model.namedParameters().first { CheckpointLayout.modelPath($0.0) == modelInfo.path }?.1)
+        let ownedIndex = try XCTUnwrap(optimizerInfos.indices.first { $0 % size == 1 && optimizerInfos[$0].count >= 8 })
+        let ownedKey = String(optimizerInfos[ownedIndex].path.dropFirst("/optimizer/".count))
+        if rank == 0 {
+            try flipByte(in: path, matching: Array(modelValues.toArray()[0..<8]))
+            try flipByte(in: path, matching: Array(try XCTUnwrap(state[ownedKey]).toArray()[0..<8]))
+        }
+        try world.barrier()
+
+        let damaged = try CheckpointReader(path: path, comm: world)
+        let (fresh, _) = makeTrainedModel(seed: 99, steps: 0)
+        // No early return below: every rank must make every collective call even when an assertion fails.
+        let modelError = checkpointError { try damaged.loadModel(into: fresh) }
+        if case .checksumMismatch(_, let dataset, _, _)? = modelError {
+            XCTAssertEqual(dataset, modelInfo.path, "rank \(rank)")
+            XCTAssertTrue("\(modelError!)".contains(modelInfo.path), "rank \(rank): \(modelError!)")
+        } else {
+            XCTFail("rank \(rank): expected a checksum mismatch naming \(modelInfo.path), got \(String(describing: modelError))")
+        }
+        let ownedError = checkpointError { _ = try damaged.readTensors(requests) }
+        if case .checksumMismatch(_, let dataset, _, _)? = ownedError {
+            XCTAssertEqual(dataset, optimizerInfos[ownedIndex].path, "rank \(rank) (only rank 1 read it)")
+        } else {
+            XCTFail("rank \(rank): expected a checksum mismatch naming \(optimizerInfos[ownedIndex].path), got \(String(describing: ownedError))")
+        }
+        try damaged.close()
+        try world.barrier()
+    }
 }
