@@ -35,12 +35,17 @@ public final class CheckpointReader {
     public let datasets: [CheckpointDatasetInfo]
     let file: HDF5File
     private let collective: Collective
+    private let faultInjection: FaultInjection?
+    private var datasetsRead = 0
 
-    /// Opens `path` read-only (collectively when `comm` is given).
-    public init(path: String, comm: MPIComm? = nil) throws {
+    /// Opens `path` read-only (collectively when `comm` is given). `faultInjection`: a `checkpoint-read` test fault
+    /// (default: from `LORS_FAULT_INJECT`).
+    public init(path: String, comm: MPIComm? = nil,
+                faultInjection: FaultInjection? = FaultInjection.fromEnvironment(site: FaultInjection.readSite)) throws {
         self.path = path
         self.comm = comm
         self.collective = Collective(comm: comm)
+        self.faultInjection = faultInjection
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError.io(path: path, operation: "open", detail: "no such file")
         }
@@ -174,21 +179,24 @@ public final class CheckpointReader {
         let pipeline = ChecksumPipeline(slots: buffers.count)
         defer { _ = pipeline.wait() }
         var turn = 0
+        // A read error stops this rank's reads but not its part in the collective opens and closes; the ranks then
+        // agree on it, so every rank throws and none waits for another.
+        var readError: (index: Int, error: Error)?
         for (index, info) in datasets.enumerated() where structural[index] == nil {
             do {
                 let handle = try file.openDatasetHandle(info.path)
-                if index % size == rank {
+                if index % size == rank, readError == nil {
                     let slot = turn % buffers.count
                     turn += 1
                     pipeline.acquire(slot)
                     do {
-                        try handle.read(into: buffers[slot].baseAddress!, count: info.count)
+                        try readWhole(handle, into: buffers[slot].baseAddress!)
+                        pipeline.submit(index, UnsafeRawBufferPointer(start: buffers[slot].baseAddress, count: info.count * MemoryLayout<Float>.size),
+                                        slot: slot)
                     } catch {
                         pipeline.release(slot)
-                        throw error
+                        readError = (index, wrapped(error))
                     }
-                    pipeline.submit(index, UnsafeRawBufferPointer(start: buffers[slot].baseAddress, count: info.count * MemoryLayout<Float>.size),
-                                    slot: slot)
                 }
                 try handle.close()
             } catch {
@@ -197,6 +205,7 @@ public final class CheckpointReader {
         }
         for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) }
         try collective.sum(&computed)
+        if let failure = try agreeOnReadError(readError) { throw failure.error }
         var problems: [CheckpointError] = []
         for (index, info) in datasets.enumerated() {
             if let problem = structural[index] { problems.append(problem); continue }
@@ -380,7 +389,7 @@ public final class CheckpointReader {
                 tensor = Tensor(uninitialized: requests[index].shape)
             }
             do {
-                try handles[index].read(into: tensor.pointer, count: elements)
+                try readWhole(handles[index], into: tensor.pointer)
             } catch {
                 readError = (index, wrapped(error))
                 break
@@ -405,6 +414,15 @@ public final class CheckpointReader {
         if let firstError { throw firstError.error }
         if let structuralError { throw structuralError }
         return tensors
+    }
+
+    /// Reads a whole dataset through its handle into `destination` (counting reads for the `checkpoint-read` fault).
+    private func readWhole(_ handle: HDF5Dataset, into destination: UnsafeMutablePointer<Float>) throws {
+        if let failure = faultInjection?.readFailure(rank: collective.rank, datasetsRead: datasetsRead, file: path, dataset: handle.path) {
+            throw failure
+        }
+        try handle.read(into: destination, count: handle.count)
+        datasetsRead += 1
     }
 
     /// The rank that checksums each dataset: its owner, or for the datasets every rank reads, the rank whose

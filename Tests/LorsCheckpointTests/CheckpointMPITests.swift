@@ -167,4 +167,44 @@ final class CheckpointMPITests: XCTestCase {
         try damaged.close()
         try world.barrier()
     }
+    /// A read that fails on one rank only (an injected `checkpoint-read` fault on rank 1) fails the load and the
+    /// verification on every rank: rank 1 with its I/O error naming the dataset, the others with
+    /// `failedOnAnotherRank` carrying that message. Nobody hangs in the collectives that follow.
+    func testReadErrorOnOneRankFailsEveryRank() throws {
+        let rank = world.rank
+        let work = try sharedDirectory()
+        defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
+        let (model, optimizer) = makeTrainedModel()
+        let path = work + "/step_00000002.h5"
+        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+        try writer.write(metadata: makeMetadata(step: 2), optimizer: OptimizerMetadata(describing: optimizer))
+        try world.barrier()
+
+        let fault = try XCTUnwrap(FaultInjection(rule: "checkpoint-read:rank=1:after=2"))
+        let cases: [(String, (CheckpointReader) throws -> Void)] = [
+            ("loadModel", { reader in try reader.loadModel(into: makeTrainedModel(seed: 3, steps: 0).0) }),
+            ("loadOptimizer", { reader in
+                let (fresh, freshOptimizer) = makeTrainedModel(seed: 3, steps: 0)
+                try reader.loadOptimizer(freshOptimizer, model: fresh)
+            }),
+            ("verify", { reader in try reader.verify() }),
+        ]
+        for (name, body) in cases {
+            let reader = try CheckpointReader(path: path, comm: world, faultInjection: fault)
+            let error = checkpointError { try body(reader) }
+            let rankOneMessage = try world.broadcast(rank == 1 ? "\(error.map { "\($0)" } ?? "none")" : "", root: 1)
+            switch error {
+            case .io(_, _, let detail)? where rank == 1:
+                XCTAssertTrue(detail.contains("injected read failure") && detail.contains("dataset '/"), "\(name): \(detail)")
+            case .failedOnAnotherRank(_, let detail)? where rank != 1:
+                XCTAssertTrue(detail.contains("rank 1") && detail.contains(rankOneMessage), "\(name) rank \(rank): \(detail) / \(rankOneMessage)")
+            default:
+                XCTFail("\(name) rank \(rank): unexpected \(String(describing: error))")
+            }
+            try reader.close()
+            try world.barrier()
+        }
+    }
 }
