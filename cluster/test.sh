@@ -8,8 +8,10 @@
 #    and that a world size that does not divide the batch fails with both numbers,
 # 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
 # 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
-# 7. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
-# 8. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
+# 7. runs cluster/test-resume-ranks.sh (issue 6: a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
+#    np 1 continues to the parameters and optimizer state of np 4 continuing, to 1e-5 relative),
+# 8. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
+# 9. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
 # Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -167,6 +169,14 @@ else
 fi
 [ "$checkpoint_status" -eq 0 ] && rm -rf "$ckpt_work_dir"
 
+# N -> M resume (issue 6): written by np 4 (ZeRO-1 off and on), resumed on np 2 and on one process, compared with np 4
+# continuing (cluster/test-resume-ranks.sh, about 30-60 s); a failure fails the script.
+resume_ranks_status=0
+echo "test.sh: cluster/test-resume-ranks.sh (np 4 checkpoint resumed on np 2 and np 1, ZeRO-1 off and on)"
+timeout --kill-after=30 "${RESUME_RANKS_TEST_TIMEOUT_SECONDS:-600}" bash cluster/test-resume-ranks.sh || resume_ranks_status=$?
+[ "$resume_ranks_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-resume-ranks.sh" \
+    || echo "test.sh: FAILED cluster/test-resume-ranks.sh (exit status $resume_ranks_status)" >&2
+
 # Slurm batch scripts, preemption and signal stops on a real single-node Slurm and under mpirun (cluster/test-slurm.sh,
 # about 2-4 minutes); a failure fails the script.
 slurm_status=0
@@ -178,7 +188,7 @@ swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
 if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
-        || [ "$slurm_status" -ne 0 ]; then
+        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"

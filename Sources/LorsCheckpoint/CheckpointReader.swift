@@ -35,12 +35,17 @@ public final class CheckpointReader {
     public let datasets: [CheckpointDatasetInfo]
     let file: HDF5File
     private let collective: Collective
+    private let faultInjection: FaultInjection?
+    private var datasetsRead = 0
 
-    /// Opens `path` read-only (collectively when `comm` is given).
-    public init(path: String, comm: MPIComm? = nil) throws {
+    /// Opens `path` read-only (collectively when `comm` is given). `faultInjection`: a `checkpoint-read` test fault
+    /// (default: from `LORS_FAULT_INJECT`).
+    public init(path: String, comm: MPIComm? = nil,
+                faultInjection: FaultInjection? = FaultInjection.fromEnvironment(site: FaultInjection.readSite)) throws {
         self.path = path
         self.comm = comm
         self.collective = Collective(comm: comm)
+        self.faultInjection = faultInjection
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError.io(path: path, operation: "open", detail: "no such file")
         }
@@ -174,21 +179,24 @@ public final class CheckpointReader {
         let pipeline = ChecksumPipeline(slots: buffers.count)
         defer { _ = pipeline.wait() }
         var turn = 0
+        // A read error stops this rank's reads but not its part in the collective opens and closes; the ranks then
+        // agree on it, so every rank throws and none waits for another.
+        var readError: (index: Int, error: Error)?
         for (index, info) in datasets.enumerated() where structural[index] == nil {
             do {
                 let handle = try file.openDatasetHandle(info.path)
-                if index % size == rank {
+                if index % size == rank, readError == nil {
                     let slot = turn % buffers.count
                     turn += 1
                     pipeline.acquire(slot)
                     do {
-                        try handle.read(into: buffers[slot].baseAddress!, count: info.count)
+                        try readWhole(handle, into: buffers[slot].baseAddress!)
+                        pipeline.submit(index, UnsafeRawBufferPointer(start: buffers[slot].baseAddress, count: info.count * MemoryLayout<Float>.size),
+                                        slot: slot)
                     } catch {
                         pipeline.release(slot)
-                        throw error
+                        readError = (index, wrapped(error))
                     }
-                    pipeline.submit(index, UnsafeRawBufferPointer(start: buffers[slot].baseAddress, count: info.count * MemoryLayout<Float>.size),
-                                    slot: slot)
                 }
                 try handle.close()
             } catch {
@@ -197,6 +205,7 @@ public final class CheckpointReader {
         }
         for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) }
         try collective.sum(&computed)
+        if let failure = try agreeOnReadError(readError) { throw failure.error }
         var problems: [CheckpointError] = []
         for (index, info) in datasets.enumerated() {
             if let problem = structural[index] { problems.append(problem); continue }
@@ -209,9 +218,11 @@ public final class CheckpointReader {
 
     // MARK: - Model and optimizer
 
-    /// Loads every parameter and buffer of `model` from `/model` and `/buffers`. All tensors are read, checked
-    /// (presence, shape, checksum) before any is assigned, so a failed load leaves the model unchanged. `strict`:
-    /// datasets under `/model` that the model lacks are an error too.
+    /// Loads every parameter and buffer of `model` from `/model` and `/buffers`, read straight into the model's
+    /// tensors. Presence and shapes (and with `strict`, datasets under `/model` that the model lacks) are checked
+    /// before anything is read, so a model that does not fit the checkpoint is left unchanged; a damaged dataset
+    /// (checksum mismatch, read error) is an error after the reads, the model then holding part of the file.
+    /// Collective in parallel mode (each rank checksums its share of the datasets; see `readVerified`).
     public func loadModel(into model: Module, strict: Bool = true) throws {
         var targets: [Tensor] = []
         var requests: [(path: String, shape: [Int])] = []
@@ -224,13 +235,14 @@ public final class CheckpointReader {
             targets.append(tensor)
             requests.append((CheckpointLayout.bufferPath(name), tensor.shape))
         }
-        let loaded = try readVerified(requests)
         if strict {
             let known = Set(model.namedParameters().map { CheckpointLayout.modelPath($0.0) })
             let extra = datasets.map(\.path).filter { $0.hasPrefix(CheckpointLayout.modelGroup + "/") && !known.contains($0) }
             if !extra.isEmpty { throw CheckpointError.unexpectedDatasets(file: path, datasets: extra) }
         }
-        for (tensor, values) in zip(targets, loaded) { tensor.assign(values) }
+        // Into the model's own tensors: no new memory (first touch of new pages is the dearest part of a load).
+        let loaded = try readVerified(requests, into: targets)
+        for (tensor, values) in zip(targets, loaded) where values !== tensor { tensor.assign(values!) }
     }
 
     /// The datasets under `/optimizer` as (dotted parameter name or nil for the global step, state name).
@@ -245,7 +257,8 @@ public final class CheckpointReader {
     }
 
     /// Loads the whole optimizer state (every tensor read whole and verified) into `optimizer`, whose parameters
-    /// belong to `model`. The optimizer's own checks (unknown or missing keys, shapes) surface as
+    /// belong to `model`. State tensors the optimizer already holds at the stored shape are read into in place
+    /// (no new memory); the others are new. The optimizer's own checks (unknown or missing keys, shapes) surface as
     /// `optimizerState`, shape differences of known parameters as `shapeMismatch` naming the dataset.
     public func loadOptimizer(_ optimizer: Optimizer, model: Module) throws {
         let mapping = OptimizerKeyMapping(optimizer: optimizer, model: model)
@@ -266,7 +279,10 @@ public final class CheckpointReader {
             keys.append(key)
             requests.append((info.path, expected))
         }
-        let loaded = try readVerified(requests)
+        // State the optimizer already holds at the same shape is overwritten in place (after every checksum matched).
+        let current = optimizer.stateDictionary()
+        let destinations = zip(keys, requests).map { key, request in current[key].flatMap { $0.shape == request.shape ? $0 : nil } }
+        let loaded = try readVerified(requests, into: destinations).map { $0! }
         let state = Dictionary(zip(keys, loaded), uniquingKeysWith: { _, last in last })
         do {
             try optimizer.loadStateDictionary(adopting: state)
@@ -277,64 +293,166 @@ public final class CheckpointReader {
 
     // MARK: - Internals
 
-    /// Whole datasets as new tensors, in order, each checked like `read(_:expectedShape:)` (presence, shape,
-    /// checksum); the first problem in request order is thrown. CPU tensors are read straight into their storage
-    /// (independent reads: in parallel mode every rank reads every dataset), the kernel reading the file ahead,
-    /// and checksummed on another core while the next dataset is read. Collective in parallel mode.
-    func readVerified(_ requests: [(path: String, shape: [Int])]) throws -> [Tensor] {
+    /// Whole datasets read by the ranks that need them, each checked like `read(_:expectedShape:)` (presence, shape,
+    /// checksum): `owner` nil — every rank gets the tensor; `owner` r — only rank r reads it (the others get nil),
+    /// e.g. the ZeRO-1 optimizer state a rank owns. Every rank must pass the same list (paths, shapes, owners).
+    /// Each dataset's checksum is computed by one rank only (its owner; the replicated ones split by bytes) and the
+    /// ranks agree on the verdict, so a damaged dataset fails the load on every rank, naming it. Collective in
+    /// parallel mode; serially every tensor is returned.
+    public func readTensors(_ requests: [(path: String, shape: [Int], owner: Int?)]) throws -> [Tensor?] {
+        try readVerified(requests.map { ($0.path, $0.shape) }, owners: requests.map(\.owner))
+    }
+
+    /// Whole datasets, in request order, each checked like `read(_:expectedShape:)` (presence, shape, checksum);
+    /// the first problem in request order is thrown, on every rank. `owners`: see `readTensors` (nil: every rank
+    /// gets every tensor). `destinations`: existing tensors to read into instead of new ones (nil entries, or ones
+    /// of another element count, get a new tensor). Presence and shapes are checked before anything is read; a
+    /// damaged dataset (checksum mismatch, read error) is reported after the reads, so the destinations may then
+    /// hold some of the file's values.
+    ///
+    /// How (CPU tensors): independent reads straight into the tensors' memory in file order, the kernel reading the
+    /// file ahead, checksums on another core while the next dataset is read. Each dataset's checksum is computed by
+    /// one rank only — its owner, or for the datasets every rank reads, the rank whose contiguous part (by bytes,
+    /// in file order) holds it — and the computed checksums are summed over the ranks (one small all-reduce): the
+    /// CRC work is divided instead of repeated, and the ranks of a node read the same pages at about the same time,
+    /// so the disk delivers them once. A read error on any rank is made collective: every rank throws (the failing
+    /// rank its own error, the others `failedOnAnotherRank` with its message); none waits for another. Collective
+    /// in parallel mode.
+    func readVerified(_ requests: [(path: String, shape: [Int])], owners: [Int?]? = nil,
+                      into destinations: [Tensor?]? = nil) throws -> [Tensor?] {
+        let rank = collective.rank, size = collective.size
+        func wanted(_ index: Int) -> Bool { owners?[index].map { $0 == rank } ?? true }
         guard Backends.current is CPUBackend else {
-            return try requests.map { Tensor(try read($0.path, expectedShape: $0.shape), shape: $0.shape) }
+            let values = try requests.map { try read($0.path, expectedShape: $0.shape) }
+            return requests.indices.map { index in
+                guard wanted(index) else { return nil }
+                if let target = destinations?[index], target.count == values[index].count {
+                    target.assign(Tensor(values[index], shape: target.shape))
+                    return target
+                }
+                return Tensor(values[index], shape: requests[index].shape)
+            }
         }
-        var tensors: [Tensor] = []
         var stored: [UInt32] = []
         var handles: [HDF5Dataset] = []
         defer { for handle in handles { try? handle.close() } }
-        // Pass 1: presence, shape, stored checksum and file extent of each dataset, up to the first problem.
-        var structuralError: (index: Int, error: Error)?
-        var extents: [(offset: Int, bytes: Int)] = []
-        for (index, request) in requests.enumerated() {
+        // Pass 1 (collective, identical on every rank): presence, shape, stored checksum and an open handle of each
+        // dataset, up to the first problem.
+        // Each dataset is opened once; its shape and checksum attribute come from the open handle.
+        var structuralError: Error?
+        for request in requests {
+            var opened: HDF5Dataset?
             do {
-                let found = try shape(of: request.path)
-                guard found == request.shape else {
-                    throw CheckpointError.shapeMismatch(file: path, dataset: request.path, expected: request.shape, found: found)
+                try requireDataset(request.path)
+                let handle: HDF5Dataset
+                do { handle = try file.openDatasetHandle(request.path) } catch { throw wrapped(error) }
+                opened = handle
+                guard handle.shape == request.shape else {
+                    throw CheckpointError.shapeMismatch(file: path, dataset: request.path, expected: request.shape, found: handle.shape)
                 }
-                stored.append(try storedChecksum(request.path))
-                do { handles.append(try file.openDatasetHandle(request.path)) } catch { throw wrapped(error) }
-                if let offset = handles[index].fileOffset {
-                    extents.append((offset, handles[index].count * MemoryLayout<Float>.size))
-                }
+                let crc: Int64?
+                do { crc = try handle.int64Attribute(CheckpointLayout.checksumAttribute) } catch { throw wrapped(error) }
+                guard let crc else { throw CheckpointError.missingChecksum(file: path, dataset: request.path) }
+                stored.append(UInt32(truncatingIfNeeded: crc))
+                handles.append(handle)
             } catch {
-                structuralError = (index, error)
+                try? opened?.close()
+                structuralError = error
                 break
             }
         }
+        if let structuralError, destinations != nil {
+            throw structuralError   // a request list that does not fit the file: destinations stay untouched
+        }
+        let count = handles.count
+        let offsets = handles.map(\.fileOffset)
+        let fileOrder = (0..<count).sorted { (offsets[$0] ?? 0, $0) < (offsets[$1] ?? 0, $1) }
+        let verifier = Self.checkingRanks(bytes: handles.map { $0.count * MemoryLayout<Float>.size }, fileOrder: fileOrder,
+                                          owners: owners, size: size)
+        let mine = fileOrder.filter(wanted)
         // Ask the kernel to read the datasets ahead (in file order, from a background thread) while this thread
         // copies, and the CRC thread checksums, the ones already read.
-        let prefetch = Prefetch(path: path, extents: extents)
+        let prefetch = Prefetch(path: path, extents: mine.compactMap { index in
+            offsets[index].map { ($0, handles[index].count * MemoryLayout<Float>.size) }
+        })
         defer { prefetch.stop() }
-        // Pass 2: read each into a new tensor; its checksum runs on another core while the next is read.
+        // Pass 2: read each dataset this rank needs; the ones it checks are checksummed on another core while the
+        // next is read. A read error ends the loop (the ranks agree on it below).
+        var tensors = [Tensor?](repeating: nil, count: requests.count)
         let pipeline = ChecksumPipeline(slots: 0)
         defer { withExtendedLifetime(tensors) { _ = pipeline.wait() } }   // the CRC thread reads their memory
-        func firstMismatch(before end: Int) -> CheckpointError? {
-            let computed = pipeline.wait()
-            for index in 0..<end where computed[index] != stored[index] {
-                return .checksumMismatch(file: path, dataset: requests[index].path, stored: stored[index], computed: computed[index]!)
+        var readError: (index: Int, error: Error)?
+        for index in mine {
+            let elements = handles[index].count
+            let tensor: Tensor
+            if let target = destinations?[index], target.count == elements { tensor = target } else {
+                tensor = Tensor(uninitialized: requests[index].shape)
             }
-            return nil
-        }
-        for (index, handle) in handles.enumerated() {
-            let tensor = Tensor(uninitialized: requests[index].shape)
             do {
-                try handle.read(into: tensor.pointer, count: tensor.count)
+                try readWhole(handles[index], into: tensor.pointer)
             } catch {
-                throw firstMismatch(before: index) ?? wrapped(error)
+                readError = (index, wrapped(error))
+                break
             }
-            tensors.append(tensor)
-            pipeline.submit(index, UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * MemoryLayout<Float>.size))
+            tensors[index] = tensor
+            if verifier[index] == rank {
+                pipeline.submit(index, UnsafeRawBufferPointer(start: tensor.pointer, count: elements * MemoryLayout<Float>.size))
+            }
         }
-        if let mismatch = firstMismatch(before: handles.count) { throw mismatch }
-        if let structuralError { throw structuralError.error }
+        // The verdict, identical on every rank: the computed checksums (CRC + 1; 0 = not computed) summed over the
+        // ranks, then the first read error (by dataset index, then rank), then the structural problem.
+        var computed = [Int64](repeating: 0, count: count)
+        for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) + 1 }
+        try collective.sum(&computed)
+        let firstError = try agreeOnReadError(readError)
+        for index in 0..<(firstError?.index ?? count) where computed[index] != 0 {
+            let crc = UInt32(truncatingIfNeeded: computed[index] - 1)
+            if crc != stored[index] {
+                throw CheckpointError.checksumMismatch(file: path, dataset: requests[index].path, stored: stored[index], computed: crc)
+            }
+        }
+        if let firstError { throw firstError.error }
+        if let structuralError { throw structuralError }
         return tensors
+    }
+
+    /// Reads a whole dataset through its handle into `destination` (counting reads for the `checkpoint-read` fault).
+    private func readWhole(_ handle: HDF5Dataset, into destination: UnsafeMutablePointer<Float>) throws {
+        if let failure = faultInjection?.readFailure(rank: collective.rank, datasetsRead: datasetsRead, file: path, dataset: handle.path) {
+            throw failure
+        }
+        try handle.read(into: destination, count: handle.count)
+        datasetsRead += 1
+    }
+
+    /// The rank that checksums each dataset: its owner, or for the datasets every rank reads, the rank whose
+    /// contiguous part (by bytes, in file order; rank r gets the r-th of `size` equal parts) holds the dataset's
+    /// middle byte.
+    static func checkingRanks(bytes: [Int], fileOrder: [Int], owners: [Int?]?, size: Int) -> [Int] {
+        var verifier = [Int](repeating: 0, count: bytes.count)
+        let shared = fileOrder.filter { owners?[$0] == nil }
+        let total = shared.reduce(0) { $0 + bytes[$1] }
+        var running = 0
+        for index in shared {
+            verifier[index] = total == 0 ? 0 : Swift.min(size - 1, (running + bytes[index] / 2) * size / total)
+            running += bytes[index]
+        }
+        for index in bytes.indices { if let owner = owners?[index] { verifier[index] = owner } }
+        return verifier
+    }
+
+    /// Makes a read error collective: nil when no rank failed; otherwise the first failure (lowest dataset index,
+    /// then lowest rank) as the error this rank throws — its own error on the failing rank, `failedOnAnotherRank`
+    /// with that rank's message elsewhere.
+    private func agreeOnReadError(_ local: (index: Int, error: Error)?) throws -> (index: Int, error: Error)? {
+        let size = Int64(collective.size)
+        let key = local.map { Int64($0.index) * size + Int64(collective.rank) } ?? Int64.max
+        let first = try collective.min(key)
+        guard first != Int64.max else { return nil }
+        let index = Int(first / size), failing = Int(first % size)
+        let message = try collective.broadcast(local.map { "\($0.error)" } ?? "", root: failing)
+        if failing == collective.rank, let local { return (index, local.error) }
+        return (index, CheckpointError.failedOnAnotherRank(file: path, detail: "rank \(failing): \(message)"))
     }
 
     func requireDataset(_ datasetPath: String) throws {

@@ -19,7 +19,7 @@ struct Collective {
 
     func barrier() throws { try comm?.barrier() }
 
-    func broadcast(_ string: String) throws -> String { try comm?.broadcast(string) ?? string }
+    func broadcast(_ string: String, root: Int = 0) throws -> String { try comm?.broadcast(string, root: root) ?? string }
 
     /// Runs `body` on every rank and makes the outcome collective: if any rank threw, every rank throws (its own
     /// error, or `failedOnAnotherRank` with the lowest failing rank's message).

@@ -1,11 +1,14 @@
 import Foundation
 import LorsNative
 
-/// A test switch that kills this process (SIGKILL, so no cleanup runs) in the middle of a checkpoint write.
+/// A test switch that kills this process (SIGKILL, so no cleanup runs) in the middle of a checkpoint write, or makes
+/// a checkpoint read fail.
 ///
 /// Read from the environment variable `LORS_FAULT_INJECT`, e.g. `checkpoint-write:rank=1:after=3`: the process whose
 /// MPI rank is 1 (rank 0 when serial; `rank` may be omitted for "every rank") dies right after it has written its
-/// third dataset of a checkpoint. Several rules may be separated by commas; rules for other sites are ignored.
+/// third dataset of a checkpoint. `checkpoint-read:rank=1:after=3`: on rank 1, the dataset read that follows three
+/// successful ones (in a load or a verification) fails with an I/O error naming the dataset, as a failing disk would.
+/// Several rules may be separated by commas; rules for other sites are ignored.
 public struct FaultInjection: Equatable, Sendable {
     /// The environment variable read by `fromEnvironment()`.
     public static let environmentVariable = "LORS_FAULT_INJECT"
@@ -52,6 +55,15 @@ public struct FaultInjection: Equatable, Sendable {
             if parsed.site == site { return parsed }
         }
         return nil
+    }
+
+    /// The site of read faults.
+    public static let readSite = "checkpoint-read"
+
+    /// The injected error if this (`checkpoint-read`) rule targets `rank` and `datasetsRead` successful reads happened.
+    func readFailure(rank: Int, datasetsRead: Int, file: String, dataset: String) -> CheckpointError? {
+        guard site == Self.readSite, self.rank == nil || self.rank == rank, datasetsRead == afterDatasets else { return nil }
+        return .io(path: file, operation: "read", detail: "dataset '\(dataset)': injected read failure (\(Self.environmentVariable), rank \(rank))")
     }
 
     /// Kills the process with SIGKILL if this rule targets `rank` and `datasetsWritten` reached the threshold.

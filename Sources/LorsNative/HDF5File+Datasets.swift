@@ -244,6 +244,21 @@ public final class HDF5Dataset {
         }
     }
 
+    /// The integer attribute `name` of this dataset (read as int64), nil if the dataset has none. Saves opening the
+    /// dataset again by path (collective in parallel mode, like every metadata read).
+    public func int64Attribute(_ name: String) throws -> Int64? {
+        try withHDF5 {
+            let context = "attribute '\(name)' of \(file.describe(path))"
+            guard id >= 0 else { throw NativeError.usage("HDF5Dataset.int64Attribute", "dataset is closed", context: context) }
+            guard try h5check(H5Aexists(id, name), "H5Aexists", context: context) > 0 else { return nil }
+            let attribute = try h5check(H5Aopen(id, name, lors_h5p_default()), "H5Aopen", context: context)
+            defer { H5Aclose(attribute) }
+            var value: Int64 = 0
+            try h5check(H5Aread(attribute, lors_h5t_native_int64(), &value), "H5Aread", context: context)
+            return value
+        }
+    }
+
     /// Byte offset of the data in the file (contiguous storage that has been allocated), nil otherwise.
     public var fileOffset: Int? {
         guard let address = try? withHDF5({ id >= 0 ? H5Dget_offset(id) : haddr_t.max }), address != haddr_t.max else { return nil }

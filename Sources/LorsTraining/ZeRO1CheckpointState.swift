@@ -68,23 +68,27 @@ public final class ZeRO1CheckpointState: CheckpointState {
         let names = dottedNames(model)
         let localKeys = Dictionary(local.parameters.enumerated().map { (ObjectIdentifier($1), key($1, index: $0)) },
                                    uniquingKeysWith: { a, _ in a })
-        let stepPath = CheckpointLayout.optimizerPath(parameter: nil, state: "step")
-        var state: [String: Tensor] = ["step": Tensor(try reader.read(stepPath, expectedShape: []), shape: [])]
+        // One collective read: `/optimizer/step` on every rank, each parameter's state only on the rank that owns it
+        // under this run's partition (which checks its checksums); the ranks agree on any problem.
+        var requests: [(path: String, shape: [Int], owner: Int?)] = [
+            (CheckpointLayout.optimizerPath(parameter: nil, state: "step"), [], nil),
+        ]
+        var stateKeys: [String?] = ["step"]
         for (index, p) in sharded.parameters.enumerated() {
-            let mine = sharded.owner(ofParameterAt: index) == rank
+            let owner = sharded.owner(ofParameterAt: index)
             let dotted = names[ObjectIdentifier(p)] ?? key(p, index: index)
             for (stateName, scalar) in Self.stateNames(of: local) {
-                let path = CheckpointLayout.optimizerPath(parameter: dotted, state: stateName)
-                let shape = scalar ? [] : p.shape
-                if mine, let localKey = localKeys[ObjectIdentifier(p)] {
-                    state[localKey + "/" + stateName] = Tensor(try reader.read(path, expectedShape: shape), shape: shape)
-                } else {
-                    _ = try reader.read(path, range: 0..<0)
-                }
+                requests.append((CheckpointLayout.optimizerPath(parameter: dotted, state: stateName), scalar ? [] : p.shape, owner))
+                stateKeys.append(owner == rank ? localKeys[ObjectIdentifier(p)].map { $0 + "/" + stateName } : nil)
             }
         }
+        let tensors = try reader.readTensors(requests)
+        var state: [String: Tensor] = [:]
+        for (key, tensor) in zip(stateKeys, tensors) {
+            if let key, let tensor { state[key] = tensor }
+        }
         do {
-            try local.loadStateDictionary(state)
+            try local.loadStateDictionary(adopting: state)
         } catch {
             throw CheckpointError.optimizerState(file: reader.path, detail: "\(error)")
         }

@@ -105,4 +105,106 @@ final class CheckpointMPITests: XCTestCase {
         }
         try world.barrier()
     }
+    /// A flipped byte fails the load on every rank, naming the dataset, although each rank checksums only its share:
+    /// in the last model tensor of the file (checked by the last rank, read by all) and in optimizer state that only
+    /// its owner (rank 1) reads. No rank hangs; a healthy owner-only read gives each rank exactly what it owns.
+    func testDamagedDatasetFailsTheLoadOnEveryRank() throws {
+        let rank = world.rank, size = world.size
+        let work = try sharedDirectory()
+        defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
+        let (model, optimizer) = makeTrainedModel()
+        let path = work + "/step_00000003.h5"
+        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+        try writer.write(metadata: makeMetadata(step: 3), optimizer: OptimizerMetadata(describing: optimizer))
+        try world.barrier()
+
+        // Owner-only reads of the optimizer state (dataset i owned by rank i % size), healthy file.
+        let state = optimizer.stateDictionary()
+        let reader = try CheckpointReader(path: path, comm: world)
+        let optimizerInfos = reader.optimizerDatasets.map(\.info)
+        let requests = optimizerInfos.enumerated().map { index, info in (path: info.path, shape: info.shape, owner: Int?(index % size)) }
+        let tensors = try reader.readTensors(requests)
+        for (index, info) in optimizerInfos.enumerated() {
+            if index % size == rank {
+                let key = String(info.path.dropFirst("/optimizer/".count))
+                let expected = try XCTUnwrap(state[key], "rank \(rank): no state \(key)")
+                XCTAssertEqual(tensors[index].map(bits), bits(expected), "rank \(rank) \(info.path)")
+            } else {
+                XCTAssertNil(tensors[index], "rank \(rank) got \(info.path) it does not own")
+            }
+        }
+        try reader.close()
+
+        // Damage: the last model tensor in the file, and an optimizer tensor that only rank 1 reads.
+        let modelInfo = try XCTUnwrap(reader.datasets.last { $0.path.hasPrefix("/model/") && $0.count >= 8 })
+        let modelValues = try XCTUnwrap(model.namedParameters().first { CheckpointLayout.modelPath($0.0) == modelInfo.path }?.1)
+        let ownedIndex = try XCTUnwrap(optimizerInfos.indices.first { $0 % size == 1 && optimizerInfos[$0].count >= 8 })
+        let ownedKey = String(optimizerInfos[ownedIndex].path.dropFirst("/optimizer/".count))
+        if rank == 0 {
+            try flipByte(in: path, matching: Array(modelValues.toArray()[0..<8]))
+            try flipByte(in: path, matching: Array(try XCTUnwrap(state[ownedKey]).toArray()[0..<8]))
+        }
+        try world.barrier()
+
+        let damaged = try CheckpointReader(path: path, comm: world)
+        let (fresh, _) = makeTrainedModel(seed: 99, steps: 0)
+        // No early return below: every rank must make every collective call even when an assertion fails.
+        let modelError = checkpointError { try damaged.loadModel(into: fresh) }
+        if case .checksumMismatch(_, let dataset, _, _)? = modelError {
+            XCTAssertEqual(dataset, modelInfo.path, "rank \(rank)")
+            XCTAssertTrue("\(modelError!)".contains(modelInfo.path), "rank \(rank): \(modelError!)")
+        } else {
+            XCTFail("rank \(rank): expected a checksum mismatch naming \(modelInfo.path), got \(String(describing: modelError))")
+        }
+        let ownedError = checkpointError { _ = try damaged.readTensors(requests) }
+        if case .checksumMismatch(_, let dataset, _, _)? = ownedError {
+            XCTAssertEqual(dataset, optimizerInfos[ownedIndex].path, "rank \(rank) (only rank 1 read it)")
+        } else {
+            XCTFail("rank \(rank): expected a checksum mismatch naming \(optimizerInfos[ownedIndex].path), got \(String(describing: ownedError))")
+        }
+        try damaged.close()
+        try world.barrier()
+    }
+    /// A read that fails on one rank only (an injected `checkpoint-read` fault on rank 1) fails the load and the
+    /// verification on every rank: rank 1 with its I/O error naming the dataset, the others with
+    /// `failedOnAnotherRank` carrying that message. Nobody hangs in the collectives that follow.
+    func testReadErrorOnOneRankFailsEveryRank() throws {
+        let rank = world.rank
+        let work = try sharedDirectory()
+        defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
+        let (model, optimizer) = makeTrainedModel()
+        let path = work + "/step_00000002.h5"
+        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+        try writer.write(metadata: makeMetadata(step: 2), optimizer: OptimizerMetadata(describing: optimizer))
+        try world.barrier()
+
+        let fault = try XCTUnwrap(FaultInjection(rule: "checkpoint-read:rank=1:after=2"))
+        let cases: [(String, (CheckpointReader) throws -> Void)] = [
+            ("loadModel", { reader in try reader.loadModel(into: makeTrainedModel(seed: 3, steps: 0).0) }),
+            ("loadOptimizer", { reader in
+                let (fresh, freshOptimizer) = makeTrainedModel(seed: 3, steps: 0)
+                try reader.loadOptimizer(freshOptimizer, model: fresh)
+            }),
+            ("verify", { reader in try reader.verify() }),
+        ]
+        for (name, body) in cases {
+            let reader = try CheckpointReader(path: path, comm: world, faultInjection: fault)
+            let error = checkpointError { try body(reader) }
+            let rankOneMessage = try world.broadcast(rank == 1 ? "\(error.map { "\($0)" } ?? "none")" : "", root: 1)
+            switch error {
+            case .io(_, _, let detail)? where rank == 1:
+                XCTAssertTrue(detail.contains("injected read failure") && detail.contains("dataset '/"), "\(name): \(detail)")
+            case .failedOnAnotherRank(_, let detail)? where rank != 1:
+                XCTAssertTrue(detail.contains("rank 1") && detail.contains(rankOneMessage), "\(name) rank \(rank): \(detail) / \(rankOneMessage)")
+            default:
+                XCTFail("\(name) rank \(rank): unexpected \(String(describing: error))")
+            }
+            try reader.close()
+            try world.barrier()
+        }
+    }
 }
