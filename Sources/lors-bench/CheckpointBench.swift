@@ -14,7 +14,8 @@ import LorsTensor
 /// cache eviction (posix_fadvise DONTNEED) before reading.
 ///
 /// Under `mpirun -np N` (MPI detected from the launcher's environment) the checkpoint is written collectively with
-/// parallel HDF5 (the ranks split the tensors) and the raw baseline is N concurrent streams of bytes/N each.
+/// parallel HDF5 (the ranks split the tensors) and the raw baseline is N concurrent streams of bytes/N each into and out
+/// of one shared file (the checkpoint's layout); `raw_separate_files_*` gives the same with one file per rank.
 ///
 /// - `write_mb_s`: `CheckpointWriter.write` + fsync (creating the file, datasets, checksums, metadata);
 /// - `commit_mb_s`: the whole atomic `CheckpointDirectory.save` (write, fsync, re-open and verify every checksum,
@@ -65,6 +66,7 @@ struct CheckpointBench: ParsableCommand {
 
         var writeTimes: [Double] = [], commitTimes: [Double] = [], loadTimes: [Double] = []
         var rawWriteTimes: [Double] = [], rawReadTimes: [Double] = []
+        var separateWriteTimes: [Double] = [], separateReadTimes: [Double] = []
         var bytes = 0
         for repetition in 0..<max(1, repeats) {
             // Writer alone + fsync.
@@ -101,15 +103,31 @@ struct CheckpointBench: ParsableCommand {
             try comm?.barrier()
             if rank == 0 { try? FileManager.default.removeItem(atPath: work) }
 
-            // Raw sequential write (+ fsync) and cold read of the same number of bytes, split over the ranks.
-            let raw = (directory as NSString).appendingPathComponent("raw_\(repetition)_\(rank).bin")
+            // Raw sequential write (+ fsync) and cold read of the same number of bytes, split over the ranks: into ONE
+            // file (each rank its contiguous share at its offset), the layout a checkpoint has; and, for comparison,
+            // one file per rank (on a local ext4 the writes of N ranks into one file serialise on the inode lock,
+            // N separate files do not, so that figure is what the disk does without the one-file rule).
+            let shared = (directory as NSString).appendingPathComponent("raw_\(repetition).bin")
             let share = bytes / size + (rank < bytes % size ? 1 : 0)
+            let offset = rank * (bytes / size) + Swift.min(rank, bytes % size)
+            if rank == 0 { close(open(shared, O_WRONLY | O_CREAT | O_TRUNC, 0o644)) }
             try comm?.barrier()
-            rawWriteTimes.append(try timed(comm) { try rawWrite(raw, bytes: share) })
-            evict(raw)
+            rawWriteTimes.append(try timed(comm) { try rawWrite(shared, bytes: share, offset: offset) })
+            evict(shared)
             try comm?.barrier()
-            rawReadTimes.append(try timed(comm) { try rawRead(raw) })
-            unlink(raw)
+            rawReadTimes.append(try timed(comm) { try rawRead(shared, bytes: share, offset: offset) })
+            try comm?.barrier()
+            if rank == 0 { unlink(shared) }
+            if size > 1 {
+                let own = (directory as NSString).appendingPathComponent("raw_\(repetition)_\(rank).bin")
+                close(open(own, O_WRONLY | O_CREAT | O_TRUNC, 0o644))
+                try comm?.barrier()
+                separateWriteTimes.append(try timed(comm) { try rawWrite(own, bytes: share, offset: 0) })
+                evict(own)
+                try comm?.barrier()
+                separateReadTimes.append(try timed(comm) { try rawRead(own, bytes: share, offset: 0) })
+                unlink(own)
+            }
         }
         guard rank == 0 else { return }
         let mb = Double(bytes) / 1_000_000
@@ -123,6 +141,8 @@ struct CheckpointBench: ParsableCommand {
             "load_vs_raw_read": rate(loadTimes) / rate(rawReadTimes),
             "write_s": writeTimes.min() ?? 0, "commit_s": commitTimes.min() ?? 0, "load_s": loadTimes.min() ?? 0,
             "peak_rss_mb": ProcessStats.peakRSSMB,
+            "raw_separate_files_write_mb_s": separateWriteTimes.isEmpty ? rate(rawWriteTimes) : rate(separateWriteTimes),
+            "raw_separate_files_read_mb_s": separateReadTimes.isEmpty ? rate(rawReadTimes) : rate(separateReadTimes),
             "median": ["write_mb_s": medianRate(writeTimes), "commit_mb_s": medianRate(commitTimes), "load_mb_s": medianRate(loadTimes),
                        "raw_write_mb_s": medianRate(rawWriteTimes), "raw_read_mb_s": medianRate(rawReadTimes),
                        "write_vs_raw": medianRate(writeTimes) / medianRate(rawWriteTimes),
@@ -166,29 +186,31 @@ private func evict(_ path: String) {
 
 private let chunkBytes = 8 << 20
 
-private func rawWrite(_ path: String, bytes: Int) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+private func rawWrite(_ path: String, bytes: Int, offset: Int) throws {
+    let fd = open(path, O_WRONLY)
+    guard fd >= 0 else { throw ValidationError("cannot open \(path)") }
     defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: chunkBytes)
     for i in 0..<chunk.count { chunk[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
-    var left = bytes
-    while left > 0 {
-        let n = min(left, chunk.count)
-        let written = chunk.withUnsafeBytes { write(fd, $0.baseAddress, n) }
+    var done = 0
+    while done < bytes {
+        let n = min(bytes - done, chunk.count)
+        let written = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, n, off_t(offset + done)) }
         guard written == n else { throw ValidationError("short write to \(path)") }
-        left -= n
+        done += n
     }
     guard fsync(fd) == 0 else { throw ValidationError("fsync \(path) failed") }
 }
 
-private func rawRead(_ path: String) throws {
+private func rawRead(_ path: String, bytes: Int, offset: Int) throws {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { throw ValidationError("cannot open \(path)") }
     defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: chunkBytes)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, chunkBytes) }
+    var done = 0
+    while done < bytes {
+        let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min(chunkBytes, bytes - done), off_t(offset + done)) }
         if n <= 0 { break }
+        done += n
     }
 }
