@@ -1,6 +1,8 @@
 import Foundation
 import LorsCheckpoint
+import LorsModels
 import LorsNative
+import LorsOptim
 import LorsTensor
 import XCTest
 
@@ -28,6 +30,18 @@ final class CheckpointMPITests: XCTestCase {
     }
 
     /// Rank 0 makes a directory and every rank gets its path.
+    /// A trained model and its AdamW written collectively to `work/step_0000000<step>.h5`.
+    private func writeTrainedCheckpoint(step: Int, in work: String) throws -> (path: String, model: VisionTransformer, optimizer: AdamW) {
+        let (model, optimizer) = makeTrainedModel()
+        let path = work + "/step_0000000\(step).h5"
+        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        writer.addModel(model)
+        writer.addOptimizerState(optimizer, model: model)
+        try writer.write(metadata: makeMetadata(step: step), optimizer: OptimizerMetadata(describing: optimizer))
+        try world.barrier()
+        return (path, model, optimizer)
+    }
+
     private func sharedDirectory() throws -> String {
         let path = world.rank == 0 ? try temporaryDirectory("mpi") : ""
         return try world.broadcast(path)
@@ -112,13 +126,7 @@ final class CheckpointMPITests: XCTestCase {
         let rank = world.rank, size = world.size
         let work = try sharedDirectory()
         defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
-        let (model, optimizer) = makeTrainedModel()
-        let path = work + "/step_00000003.h5"
-        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
-        writer.addModel(model)
-        writer.addOptimizerState(optimizer, model: model)
-        try writer.write(metadata: makeMetadata(step: 3), optimizer: OptimizerMetadata(describing: optimizer))
-        try world.barrier()
+        let (path, model, optimizer) = try writeTrainedCheckpoint(step: 3, in: work)
 
         // Owner-only reads of the optimizer state (dataset i owned by rank i % size), healthy file.
         let state = optimizer.stateDictionary()
@@ -174,13 +182,7 @@ final class CheckpointMPITests: XCTestCase {
         let rank = world.rank
         let work = try sharedDirectory()
         defer { if rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
-        let (model, optimizer) = makeTrainedModel()
-        let path = work + "/step_00000002.h5"
-        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
-        writer.addModel(model)
-        writer.addOptimizerState(optimizer, model: model)
-        try writer.write(metadata: makeMetadata(step: 2), optimizer: OptimizerMetadata(describing: optimizer))
-        try world.barrier()
+        let (path, model, optimizer) = try writeTrainedCheckpoint(step: 2, in: work)
 
         let fault = try XCTUnwrap(FaultInjection(rule: "checkpoint-read:rank=1:after=2"))
         let cases: [(String, (CheckpointReader) throws -> Void)] = [
