@@ -92,27 +92,38 @@ struct RunOptions {
 /// One data-parallel training run, SPMD: the same code on every rank of `communicator`.
 func trainRun(_ communicator: Communicator, _ options: RunOptions = RunOptions()) throws -> RunResult {
     let model = SharedStackModel()
-    // Every rank initialises differently on purpose: the start-up broadcast must fix it.
-    model.initializeParameters(seed: 7 + UInt64(communicator.rank))
+    return try dataParallelRun(communicator, model: model, initialize: { model.initializeParameters(seed: $0) },
+                               datasetSize: ToyData.count, learningRates: (adamw: 0.05, sgd: 0.5), options: options,
+                               dryForward: { _ = model(ToyData.batch([0, 1])) }) { micro, _ in
+        Tensor.crossEntropy(model(ToyData.batch(micro)), targets: ToyData.labels(micro),
+                            reduction: .sumDividedBy(Float(options.globalBatch)))
+    }
+}
+
+/// The data-parallel loop both test drivers share: start-up broadcast (every rank initialises differently on
+/// purpose: the broadcast must fix it), shared weights found by `dryForward`, the bucketed reducer, `options.steps`
+/// steps of SGD (or AdamW) with micro-batches, optional clipping and ZeRO-1. `loss(micro, firstSample)` is the loss
+/// of one micro-batch (global sample indices, and the global index of its first sample).
+func dataParallelRun(_ communicator: Communicator, model: Module, initialize: (UInt64) -> Void, datasetSize: Int,
+                     learningRates: (adamw: Double, sgd: Double), options: RunOptions, dryForward: () -> Void,
+                     loss: ([Int], Int) -> Tensor) throws -> RunResult {
+    initialize(7 + UInt64(communicator.rank))
     let named = model.namedParameters()
     try ReplicaSynchronization.broadcastInitialState(named + model.namedBuffers(), communicator: communicator)
-
-    let shared = options.markShared
-        ? GradientReducer.parametersUsedMoreThanOnce(model.parameters) { _ = model(ToyData.batch([0, 1])) }
-        : []
-    let reducer = GradientReducer(parameters: named.filter { $0.1.requiresGrad }, communicator: communicator,
-                                  bucketCapBytes: options.bucketCapBytes, sharedParameters: shared)
+    let trainable = named.filter { $0.1.requiresGrad }
+    let shared = options.markShared ? GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1), forward: dryForward) : []
+    let reducer = GradientReducer(parameters: trainable, communicator: communicator, bucketCapBytes: options.bucketCapBytes,
+                                  sharedParameters: shared)
     reducer.launchPolicy = options.policy
     let groups = [ParameterGroup(parameters: reducer.parameters)]
     let make: ([ParameterGroup]) -> Optimizer = { groups in
-        options.adamw ? AdamW(groups: groups, learningRate: 0.05, weightDecay: options.weightDecay)
-            : SGD(groups: groups, learningRate: 0.5, momentum: 0.9, weightDecay: options.weightDecay)
+        options.adamw ? AdamW(groups: groups, learningRate: learningRates.adamw, weightDecay: options.weightDecay)
+            : SGD(groups: groups, learningRate: learningRates.sgd, momentum: 0.9, weightDecay: options.weightDecay)
     }
     let sharded = options.zero ? ShardedOptimizer(parameters: reducer.parameters, groups: groups, communicator: communicator,
                                                   makeOptimizer: make) : nil
     let plain = options.zero ? nil : make(groups)
-
-    let sampler = try DistributedSampler(datasetSize: ToyData.count, globalBatchSize: options.globalBatch,
+    let sampler = try DistributedSampler(datasetSize: datasetSize, globalBatchSize: options.globalBatch,
                                          rank: communicator.rank, worldSize: communicator.size, seed: 3)
     var result = RunResult()
     for step in 0..<options.steps {
@@ -124,11 +135,10 @@ func trainRun(_ communicator: Communicator, _ options: RunOptions = RunOptions()
         var localLoss = 0.0
         for m in 0..<options.microBatches {
             let micro = Array(samples[(m * per)..<((m + 1) * per)])
+            let value = loss(micro, sampler.sliceStart + m * per)
             reducer.beginBackward(synchronize: m == options.microBatches - 1)
-            let loss = Tensor.crossEntropy(model(ToyData.batch(micro)), targets: ToyData.labels(micro),
-                                           reduction: .sumDividedBy(Float(options.globalBatch)))
-            localLoss += Double(loss.item())
-            loss.backward()
+            localLoss += Double(value.item())
+            value.backward()
         }
         try reducer.finish()
         result.losses.append(try communicator.allReduceSum(localLoss))
@@ -140,6 +150,7 @@ func trainRun(_ communicator: Communicator, _ options: RunOptions = RunOptions()
     }
     for (name, p) in named { result.parameters[name] = p.toArray() }
     result.optimizerStateKeys = (sharded?.localOptimizer ?? plain!).stateDictionary().keys.sorted()
+    result.sharedNames = reducer.names.enumerated().filter { reducer.isShared[$0.offset] }.map(\.element)
     return result
 }
 

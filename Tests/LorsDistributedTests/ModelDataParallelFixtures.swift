@@ -103,51 +103,9 @@ struct ModelCase {
 /// reducer, `options.steps` steps of SGD (or AdamW) with optional clipping and ZeRO-1.
 func modelTrainRun(_ communicator: Communicator, _ model: ModelCase, _ options: RunOptions = RunOptions()) throws -> RunResult {
     let net = model.makeModel()
-    model.initialize(net, 7 + UInt64(communicator.rank))
-    let named = net.namedParameters()
-    try ReplicaSynchronization.broadcastInitialState(named + net.namedBuffers(), communicator: communicator)
-    let trainable = named.filter { $0.1.requiresGrad }
-    let shared = options.markShared
-        ? GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1)) { _ = model.loss(net, [0], 0, 1) }
-        : []
-    let reducer = GradientReducer(parameters: trainable, communicator: communicator, bucketCapBytes: options.bucketCapBytes,
-                                  sharedParameters: shared)
-    reducer.launchPolicy = options.policy
-    let groups = [ParameterGroup(parameters: reducer.parameters)]
-    let make: ([ParameterGroup]) -> Optimizer = { groups in
-        options.adamw ? AdamW(groups: groups, learningRate: 0.01, weightDecay: options.weightDecay)
-            : SGD(groups: groups, learningRate: 0.1, momentum: 0.9, weightDecay: options.weightDecay)
+    return try dataParallelRun(communicator, model: net, initialize: { model.initialize(net, $0) }, datasetSize: ModelCase.datasetSize,
+                               learningRates: (adamw: 0.01, sgd: 0.1), options: options,
+                               dryForward: { _ = model.loss(net, [0], 0, 1) }) { micro, first in
+        model.loss(net, micro, first, options.globalBatch)
     }
-    let sharded = options.zero ? ShardedOptimizer(parameters: reducer.parameters, groups: groups, communicator: communicator,
-                                                  makeOptimizer: make) : nil
-    let plain = options.zero ? nil : make(groups)
-    let sampler = try DistributedSampler(datasetSize: ModelCase.datasetSize, globalBatchSize: options.globalBatch,
-                                         rank: communicator.rank, worldSize: communicator.size, seed: 3)
-    var result = RunResult()
-    for step in 0..<options.steps {
-        let (epoch, batch) = sampler.position(ofStep: step)
-        let samples = sampler.localBatch(epoch: epoch, index: batch)
-        reducer.zeroGradients()
-        precondition(samples.count % options.microBatches == 0, "\(samples.count) samples per rank in \(options.microBatches) micro-batches")
-        let per = samples.count / options.microBatches
-        var localLoss = 0.0
-        for m in 0..<options.microBatches {
-            let micro = Array(samples[(m * per)..<((m + 1) * per)])
-            let loss = model.loss(net, micro, sampler.sliceStart + m * per, options.globalBatch)
-            reducer.beginBackward(synchronize: m == options.microBatches - 1)
-            localLoss += Double(loss.item())
-            loss.backward()
-        }
-        try reducer.finish()
-        result.losses.append(try communicator.allReduceSum(localLoss))
-        if step == 0 {
-            for (i, p) in reducer.parameters.enumerated() { result.firstGradients[reducer.names[i]] = p.grad!.toArray() }
-        }
-        if let clip = options.clip { result.norms.append(reducer.clipGradientNorm(maxNorm: clip)) }
-        if let sharded { try sharded.step(learningRate: sharded.localOptimizer.baseLearningRate) } else { plain!.step() }
-    }
-    for (name, p) in named { result.parameters[name] = p.toArray() }
-    result.optimizerStateKeys = (sharded?.localOptimizer ?? plain!).stateDictionary().keys.sorted()
-    result.sharedNames = reducer.names.enumerated().filter { reducer.isShared[$0.offset] }.map(\.element)
-    return result
 }
