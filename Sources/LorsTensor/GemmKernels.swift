@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Matrix products. Row-major; `batch` products with element strides between them.
 public protocol GemmKernels {
@@ -18,8 +19,6 @@ public protocol GemmKernels {
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, outerC: Int, innerC: Int,
                   outer: Int, inner: Int)
 }
-
-import Foundation
 
 /// How a large single product uses several threads: 1 (default) splits C into one block per thread, each a
 /// single-threaded sgemm; 0 leaves the threading to OpenBLAS (`LORS_GEMM_SPLIT=0`). Side by side on the vit-tiny
@@ -63,18 +62,13 @@ extension CPUBackend: GemmKernels {
             // single-threaded sgemm on its own core: no synchronisation inside OpenBLAS between the cores.
             let alongM = m >= n
             let extent = alongM ? m : n
-            let per = ((extent + threads - 1) / threads + 15) / 16 * 16
-            parallelForSingleThreadedBLAS(threads, grain: 1) { s, e in
-                for part in s..<e {
-                    let lo = part * per, hi = Swift.min(extent, lo + per)
-                    guard lo < hi else { continue }
-                    if alongM {
-                        cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
-                                    transposeA ? a + lo : a + lo * lda, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
-                    } else {
-                        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha,
-                                    a, Int32(lda), transposeB ? b + lo * ldb : b + lo, Int32(ldb), beta, c + lo, Int32(ldc))
-                    }
+            forEachThreadRange(extent, threads: threads) { lo, hi in
+                if alongM {
+                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
+                                transposeA ? a + lo : a + lo * lda, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
+                } else {
+                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha,
+                                a, Int32(lda), transposeB ? b + lo * ldb : b + lo, Int32(ldb), beta, c + lo, Int32(ldc))
                 }
             }
             return
@@ -116,4 +110,16 @@ func parallelForSingleThreadedBLAS(_ count: Int, grain: Int, _ body: (Int, Int) 
     openblas_set_num_threads(1)
     parallelFor(count, grain: grain, body)
     openblas_set_num_threads(previous)
+}
+
+/// Splits `0..<extent` into one contiguous, 16-aligned range per thread (at most `threads` of them) and runs
+/// `body(lo, hi)` for each on its own core, with single-threaded OpenBLAS inside.
+func forEachThreadRange(_ extent: Int, threads: Int, _ body: (Int, Int) -> Void) {
+    let per = ((extent + threads - 1) / threads + 15) / 16 * 16
+    func run(_ part: Int) {
+        let lo = part * per, hi = Swift.min(extent, lo + per)
+        if lo < hi { body(lo, hi) }
+    }
+    if threads <= 1 { return run(0) }
+    parallelForSingleThreadedBLAS(threads, grain: 1) { s, e in for part in s..<e { run(part) } }
 }

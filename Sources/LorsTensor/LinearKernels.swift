@@ -67,9 +67,7 @@ func forEachRowBlock(rows: Int, rowFloats: Int, flopsPerRow: Int, _ body: (Int, 
     // 1367–1372 ms with one block per thread (the output makes an extra trip to memory).
     let blockRows = Swift.max(16, (393_216 / Swift.max(1, rowFloats)) / 16 * 16)
     let threads = Swift.min(Threading.threads, Swift.max(1, rows * flopsPerRow / 4_000_000))
-    let per = ((rows + threads - 1) / threads + 15) / 16 * 16
-    func range(_ part: Int) {
-        let lo = part * per, hi = Swift.min(rows, lo + per)
+    forEachThreadRange(rows, threads: threads) { lo, hi in
         var r0 = lo
         while r0 < hi {
             let r1 = Swift.min(hi, r0 + blockRows)
@@ -77,6 +75,4 @@ func forEachRowBlock(rows: Int, rowFloats: Int, flopsPerRow: Int, _ body: (Int, 
             r0 = r1
         }
     }
-    if threads <= 1 { return range(0) }
-    parallelForSingleThreadedBLAS(threads, grain: 1) { s, e in for part in s..<e { range(part) } }
 }

@@ -74,13 +74,18 @@ public extension Tensor {
         let x = self
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return Tape.shared.record("linear", inputs: inputs, output: out) { g in
-            let g2 = g.reshaped([rows, outFeatures])
-            let gx = x.requiresGrad ? g2.matmul(weight).reshaped(x.shape) : nil
-            let gw = weight.requiresGrad ? g2.matmul(x.reshaped([rows, inFeatures]), transposeSelf: true) : nil
-            var grads: [Tensor?] = [gx, gw]
-            if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
-            return grads
+            Tensor.linearGradients(g.reshaped([rows, outFeatures]), input: x, weight: weight, bias: bias)
         }
+    }
+
+    /// The gradients `[dx, dW]` (plus `db` when there is a bias) of `y = x Wᵀ + b` from `g2` = dy as `[rows, out]`;
+    /// nil where an input needs none. dx has x's shape.
+    internal static func linearGradients(_ g2: Tensor, input x: Tensor, weight: Tensor, bias: Tensor?) -> [Tensor?] {
+        let gx = x.requiresGrad ? g2.matmul(weight).reshaped(x.shape) : nil
+        let gw = weight.requiresGrad ? g2.matmul(x.reshaped([g2.shape[0], weight.shape[1]]), transposeSelf: true) : nil
+        var grads: [Tensor?] = [gx, gw]
+        if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
+        return grads
     }
 }
 
@@ -105,18 +110,14 @@ public extension Tensor {
         let inputs = [x, w1, w2] + [b1, b2].compactMap { $0 }
         return Tape.shared.record("mlp_gelu", inputs: inputs, output: out) { g in
             let g2 = g.reshaped([rows, outFeatures])
-            let gw2 = w2.requiresGrad ? g2.matmul(act, transposeSelf: true) : nil
-            let gb2 = b2.map { $0.requiresGrad ? g2.sum(axes: [0]) : nil }
+            // fc2's input (act) is internal, so only [nil, dW2, db2?] from it.
+            let fc2 = Tensor.linearGradients(g2, input: act, weight: w2, bias: b2)
             let gradPre = Tensor(uninitialized: [rows, hidden])
             backend.linearInputGradientThroughGELU(gradOut: g2.pointer, rows: rows, outFeatures: outFeatures, weight: w2.pointer,
                                                    inFeatures: hidden, preActivation: pre.pointer, gradIn: gradPre.pointer)
-            let gw1 = w1.requiresGrad ? gradPre.matmul(x.reshaped([rows, inFeatures]), transposeSelf: true) : nil
-            let gb1 = b1.map { $0.requiresGrad ? gradPre.sum(axes: [0]) : nil }
-            let gx = x.requiresGrad ? gradPre.matmul(w1).reshaped(x.shape) : nil
-            var grads: [Tensor?] = [gx, gw1, gw2]
-            if let gb1 { grads.append(gb1) }
-            if let gb2 { grads.append(gb2) }
-            return grads
+            let fc1 = Tensor.linearGradients(gradPre, input: x, weight: w1, bias: b1)
+            // Inputs are [x, w1, w2, b1?, b2?].
+            return [fc1[0], fc1[1], fc2[1]] + fc1.dropFirst(2) + fc2.dropFirst(2)
         }
     }
 }
