@@ -8,7 +8,8 @@
 #    and that a world size that does not divide the batch fails with both numbers,
 # 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
 # 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
-# 7. runs cluster/test-resume-ranks.sh (issue 6: a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
+# 7. runs `lors-bench checkpoint` under mpirun -np 2 on a small model and checks its JSON (check_checkpoint_bench.py),
+#    then cluster/test-resume-ranks.sh (issue 6: a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
 #    np 1 continues to the parameters and optimizer state of np 4 continuing, to 1e-5 relative),
 # 8. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
 # 9. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary.
@@ -169,6 +170,21 @@ else
 fi
 [ "$checkpoint_status" -eq 0 ] && rm -rf "$ckpt_work_dir"
 
+# lors-bench checkpoint under mpirun -np 2 (a 7.8M-parameter model): the benchmark behind issue 6's speed target runs
+# and reports every figure and phase (scripts/check_checkpoint_bench.py; speeds are not judged here, only that they
+# are measured). A failure fails the script.
+bench_status=0
+echo "test.sh: lors-bench checkpoint --depth 1 --json under mpirun -np 2 (fields and phases)"
+bench_json="$(mktemp)"
+if timeout --kill-after=30 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$(swift build --show-bin-path)/lors-bench" checkpoint --depth 1 --json \
+        >"$bench_json" && python3 scripts/check_checkpoint_bench.py "$bench_json" --np 2; then
+    echo "test.sh: PASSED lors-bench checkpoint smoke run"
+else
+    bench_status=1
+    echo "test.sh: FAILED lors-bench checkpoint smoke run (output in $bench_json)" >&2
+fi
+[ "$bench_status" -eq 0 ] && rm -f "$bench_json"
+
 # N -> M resume (issue 6): written by np 4 (ZeRO-1 off and on), resumed on np 2 and on one process, compared with np 4
 # continuing (cluster/test-resume-ranks.sh, about 30-60 s); a failure fails the script.
 resume_ranks_status=0
@@ -188,7 +204,7 @@ swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
 if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
-        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ]; then
+        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"

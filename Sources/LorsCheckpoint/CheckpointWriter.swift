@@ -44,6 +44,13 @@ public final class CheckpointWriter {
     private var entries: [Entry] = []
     private var seen: Set<String> = []
     private var usageErrors: [CheckpointError] = []
+    /// Wall seconds of each phase of the last `write` on this rank, in order: `agree` (usage checks, layout
+    /// all-reduce), `create` (file and datasets), `data` (this rank's pieces into the file, up to the collective close of
+    /// the datasets), `checksums` (waiting for
+    /// the CRC thread after the last write), `metadata` (checksum all-reduce, attributes, manifest) and `close`.
+    /// Flushing to disk is not part of `write` (see `CheckpointDirectory`).
+    public private(set) var phaseSeconds: [(phase: String, seconds: Double)] = []
+    private var phaseStart: UInt64 = 0
 
     /// - Parameters:
     ///   - path: the file to create (truncated if it exists). `CheckpointDirectory` passes a `.tmp` name.
@@ -151,6 +158,8 @@ public final class CheckpointWriter {
         let collective = Collective(comm: comm)
         let rank = collective.rank, size = collective.size
         let count = entries.count
+        phaseSeconds = []
+        phaseStart = DispatchTime.now().uptimeNanoseconds
 
         // 1. Local usage errors and the same description on every rank.
         try collective.agree(file: path) { if let first = usageErrors.first { throw first } }
@@ -194,6 +203,7 @@ public final class CheckpointWriter {
         // 3. Create the file and the datasets (collective), write every rank's pieces straight from the tensors'
         //    memory (independent transfers: only the rank holding a piece writes it), checksum them on the other
         //    cores meanwhile.
+        endPhase("agree")
         let file: HDF5File
         do { file = try HDF5File(path: path, mode: .create, comm: comm) } catch { throw wrap(error) }
         var handles: [HDF5Dataset] = []
@@ -208,6 +218,7 @@ public final class CheckpointWriter {
             try file.createGroup(CheckpointLayout.metaGroup)
             for entry in entries { handles.append(try file.createOpenDataset(entry.path, shape: entry.shape)) }
             let ranges = (0..<count).map { localRange($0, owner: owners[$0], rank: rank) }
+            endPhase("create")
             let local = try withHostBuffers(ranges) { buffers -> [UInt32] in
                 let checksummer = BackgroundChecksums(buffers)
                 defer { _ = checksummer.wait() }
@@ -218,10 +229,12 @@ public final class CheckpointWriter {
                     written += 1
                     faultInjection?.check(rank: rank, datasetsWritten: written)
                 }
+                for handle in handles { try handle.close() }
+                handles = []
+                endPhase("data")
+                defer { endPhase("checksums") }
                 return checksummer.wait()
             }
-            for handle in handles { try handle.close() }
-            handles = []
             var checksums = [Int64](repeating: 0, count: count * size)
             for index in 0..<count { checksums[index * size + rank] = Int64(local[index]) }
             try collective.sum(&checksums)
@@ -247,11 +260,19 @@ public final class CheckpointWriter {
             try file.setAttribute("dataset_count", .int64(Int64(count)), on: meta)
             try file.setAttribute("datasets", .string(manifest.joined(separator: "\n")), on: meta)
             try file.setAttribute("complete", .int64(1), on: meta)
+            endPhase("metadata")
             closed = true
             try file.close()
+            endPhase("close")
         } catch {
             throw wrap(error)
         }
+    }
+
+    private func endPhase(_ name: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        phaseSeconds.append((name, Double(now - phaseStart) / 1e9))
+        phaseStart = now
     }
 
     /// Runs `body` with this rank's piece of every entry as host memory (empty for entries it does not write):
