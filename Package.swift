@@ -65,11 +65,13 @@ let package = Package(
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
         // CRC-32 (zlib's value) with PCLMULQDQ folding on x86-64, zlib's crc32_z elsewhere.
         .target(name: "CCRC32", dependencies: ["CZlib"]),
+        // sync_file_range (write-behind while a checkpoint is written), which Swift's Glibc module does not export.
+        .target(name: "CFileIO"),
         .target(name: "CVectorMath", cSettings: targetCPU.map { [.unsafeFlags(["-march=" + $0])] } ?? []),
         // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
         .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
-        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CCRC32"]),
+        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CCRC32", "CFileIO"]),
         // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
         .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.

@@ -45,10 +45,10 @@ public final class CheckpointWriter {
     private var seen: Set<String> = []
     private var usageErrors: [CheckpointError] = []
     /// Wall seconds of each phase of the last `write` on this rank, in order: `agree` (usage checks, layout
-    /// all-reduce), `create` (file and datasets), `data` (this rank's pieces into the file, up to the collective close of
-    /// the datasets), `checksums` (waiting for
-    /// the CRC thread after the last write), `metadata` (checksum all-reduce, attributes, manifest) and `close`.
-    /// Flushing to disk is not part of `write` (see `CheckpointDirectory`).
+    /// all-reduce), `create` (file and datasets), `data` (this rank's pieces into the file, up to the collective
+    /// close of the datasets), `checksums` (waiting for the CRC thread after the last write), `metadata` (checksum
+    /// all-reduce, attributes, manifest) and `close`. Flushing to disk is not part of `write` (see
+    /// `CheckpointDirectory`); the write-back of the data has started during `data` (`WriteBehind`).
     public private(set) var phaseSeconds: [(phase: String, seconds: Double)] = []
     private var phaseStart: UInt64 = 0
 
@@ -202,7 +202,8 @@ public final class CheckpointWriter {
 
         // 3. Create the file and the datasets (collective), write every rank's pieces straight from the tensors'
         //    memory (independent transfers: only the rank holding a piece writes it), checksum them on the other
-        //    cores meanwhile.
+        //    cores meanwhile, and start the disk write of each piece as soon as it is in the page cache (`WriteBehind`:
+        //    the fsync that commits the file then waits for the last pieces only).
         endPhase("agree")
         let file: HDF5File
         do { file = try HDF5File(path: path, mode: .create, comm: comm) } catch { throw wrap(error) }
@@ -222,10 +223,16 @@ public final class CheckpointWriter {
             let local = try withHostBuffers(ranges) { buffers -> [UInt32] in
                 let checksummer = BackgroundChecksums(buffers)
                 defer { _ = checksummer.wait() }
+                let writeBehind = WriteBehind(path: path)
+                defer { writeBehind?.finish() }
                 var written = 0
                 for index in 0..<count where !ranges[index].isEmpty {
                     try handles[index].write(from: buffers[index].baseAddress!.assumingMemoryBound(to: Float.self),
                                              count: ranges[index].count, range: ranges[index])
+                    if let writeBehind, let offset = handles[index].fileOffset {
+                        let elementBytes = MemoryLayout<Float>.size
+                        writeBehind.wrote(offset: offset + ranges[index].lowerBound * elementBytes, bytes: ranges[index].count * elementBytes)
+                    }
                     written += 1
                     faultInjection?.check(rank: rank, datasetsWritten: written)
                 }
