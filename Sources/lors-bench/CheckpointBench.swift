@@ -200,10 +200,10 @@ private func seconds(_ body: () throws -> Void) rethrows -> Double {
 
 /// Wall time of `body` on the slowest rank (a barrier after it).
 private func timed(_ comm: MPIComm?, _ body: () throws -> Void) throws -> Double {
-    let t0 = DispatchTime.now().uptimeNanoseconds
-    try body()
-    try comm?.barrier()
-    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    let elapsed = try seconds {
+        try body()
+        try comm?.barrier()
+    }
     return try comm?.allReduce(elapsed, op: .max) ?? elapsed
 }
 
@@ -237,13 +237,16 @@ private func prewarmPageCache(directory: String, rank: Int, bytes: Int) throws {
     guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
     unlink(path)
     defer { close(fd) }   // the last reference: the dirty pages are dropped, never written
-    let chunk = [UInt8](repeating: 1, count: chunkBytes)
+    try writeChunks(fd, path: path, chunk: [UInt8](repeating: 1, count: chunkBytes), bytes: bytes, offset: 0)
+}
+
+/// `bytes` at file `offset`, as pwrites of `chunk` (the last one cut short).
+private func writeChunks(_ fd: Int32, path: String, chunk: [UInt8], bytes: Int, offset: Int) throws {
     var done = 0
     while done < bytes {
         let n = min(bytes - done, chunk.count)
-        guard chunk.withUnsafeBytes({ pwrite(fd, $0.baseAddress, n, off_t(done)) }) == n else {
-            throw ValidationError("short write to \(path)")
-        }
+        let written = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, n, off_t(offset + done)) }
+        guard written == n else { throw ValidationError("short write to \(path)") }
         done += n
     }
 }
@@ -255,15 +258,7 @@ private func rawWrite(_ path: String, bytes: Int, offset: Int) throws -> (write:
     defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: chunkBytes)
     for i in 0..<chunk.count { chunk[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
-    let write = try seconds {
-        var done = 0
-        while done < bytes {
-            let n = min(bytes - done, chunk.count)
-            let written = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, n, off_t(offset + done)) }
-            guard written == n else { throw ValidationError("short write to \(path)") }
-            done += n
-        }
-    }
+    let write = try seconds { try writeChunks(fd, path: path, chunk: chunk, bytes: bytes, offset: offset) }
     let flush = try seconds { guard fsync(fd) == 0 else { throw ValidationError("fsync \(path) failed") } }
     return (write, flush)
 }
