@@ -13,8 +13,9 @@ import json
 import math
 import sys
 
-RATES = ["write_mb_s", "commit_mb_s", "load_mb_s", "raw_write_mb_s", "raw_read_mb_s",
-         "raw_separate_files_write_mb_s", "raw_separate_files_read_mb_s"]
+# Reported as the best of the repetitions and again under "median"; the separate-files baselines as the best only.
+RATES = ["write_mb_s", "commit_mb_s", "load_mb_s", "raw_write_mb_s", "raw_read_mb_s"]
+BEST_ONLY_RATES = ["raw_separate_files_write_mb_s", "raw_separate_files_read_mb_s"]
 RATIOS = {"write_vs_raw": ("write_mb_s", "raw_write_mb_s"), "commit_vs_raw": ("commit_mb_s", "raw_write_mb_s"),
           "load_vs_raw_read": ("load_mb_s", "raw_read_mb_s"), "load_vs_raw_write": ("load_mb_s", "raw_write_mb_s")}
 PHASES = ["write.agree", "write.create", "write.data", "write.checksums", "write.metadata", "write.close", "write.fsync",
@@ -27,20 +28,16 @@ def problems(result, np):
     def positive(where, key, value):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             found.append(f"{where}{key} = {value!r}: expected a positive finite number")
-            return False
-        return True
 
     if result.get("np") != np:
         found.append(f"np = {result.get('np')!r}: expected {np}")
     for block, where in ((result, ""), (result.get("median", {}), "median.")):
-        for key in RATES if block is result else ["write_mb_s", "commit_mb_s", "load_mb_s", "raw_write_mb_s", "raw_read_mb_s"]:
+        for key in RATES + (BEST_ONLY_RATES if block is result else []):
             if key not in block:
                 found.append(f"{where}{key} missing")
             else:
                 positive(where, key, block[key])
         for ratio, (top, bottom) in RATIOS.items():
-            if ratio == "commit_vs_raw" and block is not result:
-                continue
             if ratio not in block:
                 found.append(f"{where}{ratio} missing")
             elif all(isinstance(block.get(k), (int, float)) and block[k] > 0 for k in (top, bottom)):

@@ -164,24 +164,24 @@ struct CheckpointBench: ParsableCommand {
         guard rank == 0 else { return }
         let mb = Double(bytes) / 1_000_000
         func rate(_ times: [Double]) -> Double { mb / (times.min() ?? .infinity) }
-        func medianRate(_ times: [Double]) -> Double { mb / (times.isEmpty ? .infinity : times.sorted()[times.count / 2]) }
-        let result: [String: Any] = [
+        func median(_ values: [Double]) -> Double { values.isEmpty ? .infinity : values.sorted()[values.count / 2] }
+        /// The rates and their ratios, `pick` choosing one time of each list (the best, or the median).
+        func figures(_ pick: ([Double]) -> Double) -> [String: Any] {
+            let write = mb / pick(writeTimes), commit = mb / pick(commitTimes), load = mb / pick(loadTimes)
+            let rawWrite = mb / pick(rawWriteTimes), rawRead = mb / pick(rawReadTimes)
+            return ["write_mb_s": write, "commit_mb_s": commit, "load_mb_s": load, "raw_write_mb_s": rawWrite, "raw_read_mb_s": rawRead,
+                    "write_vs_raw": write / rawWrite, "commit_vs_raw": commit / rawWrite,
+                    "load_vs_raw_read": load / rawRead, "load_vs_raw_write": load / rawWrite]
+        }
+        let result = figures { $0.min() ?? .infinity }.merging([
             "parameters": parameters, "bytes": bytes, "np": size, "prewarm": !noPrewarm, "directory": directory, "repeats": max(1, repeats),
-            "write_mb_s": rate(writeTimes), "commit_mb_s": rate(commitTimes), "load_mb_s": rate(loadTimes),
-            "raw_write_mb_s": rate(rawWriteTimes), "raw_read_mb_s": rate(rawReadTimes),
-            "write_vs_raw": rate(writeTimes) / rate(rawWriteTimes), "commit_vs_raw": rate(commitTimes) / rate(rawWriteTimes),
-            "load_vs_raw_read": rate(loadTimes) / rate(rawReadTimes), "load_vs_raw_write": rate(loadTimes) / rate(rawWriteTimes),
             "write_s": writeTimes.min() ?? 0, "commit_s": commitTimes.min() ?? 0, "load_s": loadTimes.min() ?? 0,
             "peak_rss_mb": ProcessStats.peakRSSMB,
             "raw_separate_files_write_mb_s": separateWriteTimes.isEmpty ? rate(rawWriteTimes) : rate(separateWriteTimes),
             "raw_separate_files_read_mb_s": separateReadTimes.isEmpty ? rate(rawReadTimes) : rate(separateReadTimes),
-            "phases_s": phases.mapValues { $0.sorted()[$0.count / 2] },
-            "median": ["write_mb_s": medianRate(writeTimes), "commit_mb_s": medianRate(commitTimes), "load_mb_s": medianRate(loadTimes),
-                       "raw_write_mb_s": medianRate(rawWriteTimes), "raw_read_mb_s": medianRate(rawReadTimes),
-                       "write_vs_raw": medianRate(writeTimes) / medianRate(rawWriteTimes),
-                       "load_vs_raw_read": medianRate(loadTimes) / medianRate(rawReadTimes),
-                       "load_vs_raw_write": medianRate(loadTimes) / medianRate(rawWriteTimes)],
-        ]
+            "phases_s": phases.mapValues(median),
+            "median": figures(median),
+        ]) { first, _ in first }
         if json { print(renderJSON(result)) } else {
             print(String(format: "checkpoint of %.1fM parameters + AdamW state (%.0f MB), np %d: write %.0f MB/s (raw %.0f MB/s, %.0f%%), "
                 + "commit incl. verify %.0f MB/s, load %.0f MB/s (raw read %.0f MB/s, %.0f%%)",
