@@ -2,7 +2,7 @@ import Foundation
 import LorsNative
 import LorsOptim
 
-/// Names and versions of the on-disk layout (INTERFACES.md, "Files in a work dir").
+/// Names and versions of the on-disk layout (docs/checkpoints.md, "Files").
 ///
 ///     /model/<dotted.parameter.name>          float32, full logical shape, attribute crc32
 ///     /buffers/<dotted.buffer.name>           float32, full logical shape, attribute crc32

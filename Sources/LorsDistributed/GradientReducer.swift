@@ -22,7 +22,7 @@ import LorsTensor
 /// are still reduced) and waits for everything. Each gradient is therefore reduced exactly once
 /// per step.
 ///
-/// Numerics (INTERFACES.md): each rank's loss is the sum of its per-sample losses divided by the
+/// Numerics (docs/numerics.md): each rank's loss is the sum of its per-sample losses divided by the
 /// GLOBAL batch size, and gradients are summed across ranks without any further division.
 ///
 /// Gradient accumulation over micro-batches: call `beginBackward(synchronize: false)` before every

@@ -1,7 +1,7 @@
 import LorsTensor
 import LorsNN
 
-/// LORS settings of a DeiT encoder (LORS_SPEC §5): per-group rank r and per-layer group counts.
+/// LORS settings of a DeiT encoder (docs/lors.md): per-group rank r and per-layer group counts.
 public struct LORSViTConfiguration: Sendable {
     /// Block roles that may be made static-LORS.
     public static let allRoles = ["qkv", "proj", "fc1", "fc2"]
@@ -28,7 +28,7 @@ public struct LORSViTConfiguration: Sendable {
 /// Builds LORST layers for the targeted roles (one `LORSTShared` per role, shared by every block) and
 /// dense `Linear`s for the rest (as `DenseLinearFactory`).
 ///
-/// Shared weights: qkv and proj truncated normal σ = 0.02, fc1 and fc2 Xavier-uniform (LORS_SPEC §1, §5);
+/// Shared weights: qkv and proj truncated normal σ = 0.02, fc1 and fc2 Xavier-uniform (docs/lors.md);
 /// private A Kaiming (a = 0), B and biases zero. Pass the factory to `VisionTransformer`, which registers
 /// `extraModules` as `lors`, so the shared tensors are `lors.qkv.weight`, … and the private ones
 /// `blocks.3.attn.qkv.A`, `.B`, `.bias`.

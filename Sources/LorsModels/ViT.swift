@@ -19,7 +19,7 @@ public struct ViTConfiguration: Sendable {
 
     public init() {}
 
-    /// The `vit-tiny` benchmark model of INTERFACES.md: 32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes.
+    /// The `vit-tiny` model of `lors-bench step`: 32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes.
     public static var tiny: ViTConfiguration { ViTConfiguration() }
 
     /// Tokens per image (patches + class token).

@@ -27,7 +27,7 @@ public struct AdaptiveOperatorSpec: Sendable, Equatable {
     }
 }
 
-/// Initialisation of a LORSA stack (LORS_SPEC §2, §6.1).
+/// Initialisation of a LORSA stack (docs/lors.md, "LORSA").
 public enum LORSAInitialization: Sendable {
     /// Official code: shared generator weight zero, bias U(±1/√d_q); core generators weight and bias
     /// zero; L, R `kaiming_uniform_` (a = 0) with fan_in = product of their last two dimensions.
@@ -38,7 +38,7 @@ public enum LORSAInitialization: Sendable {
 }
 
 /// The shared part of an adaptive LORS stack: one generator `Linear(d_q → G·Σ_ops rows·cols)` producing,
-/// for each query and each of the G groups, every operator's shared matrix `Ŵ_sh(q)` (LORS_SPEC §2).
+/// for each query and each of the G groups, every operator's shared matrix `Ŵ_sh(q)` (docs/lors.md, "LORSA").
 ///
 /// Output layout per query: `[G, Σ_ops rows·cols]`, operators in `operators` order, each row-major
 /// `[rows, cols]` (AdaMixer: `M` then `S`). Register once where its canonical name lives
@@ -71,7 +71,7 @@ public final class LORSAShared: Module {
 }
 
 /// One layer (stage) of an adaptive LORS stack: `Ŵ_i(q) = Ŵ_sh(q) + Σ_{k<K} L_ik · Z_ik(q) · R_ik` for
-/// every operator and group (LORS_SPEC §2; `FactorizedAdaptiveMixing` semantics).
+/// every operator and group (docs/lors.md, "LORSA"; `FactorizedAdaptiveMixing` semantics).
 ///
 /// Parameters (per operator `o`): `o.L` `[G·K, rows, r]`, `o.R` `[G·K, r, cols]` (index g·K + k), and
 /// `core_generator` = `Linear(d_q → n_ops·G·K·r²)` whose output per query is `[n_ops, G·K, r, r]`

@@ -1,6 +1,6 @@
 import LorsTensor
 
-/// The shared matrix `W_sh` `[out, in]` of a static LORS stack (LORS_SPEC §1): one tensor used by
+/// The shared matrix `W_sh` `[out, in]` of a static LORS stack (docs/lors.md, "LORST"): one tensor used by
 /// every `LORSTLayer` built on it; no bias (each layer owns its private bias).
 ///
 /// Register this module exactly once where its canonical name should live (the ViT registers it as
@@ -25,7 +25,7 @@ public final class LORSTShared: Module {
 }
 
 /// One layer of a static LORS stack: `y = x W_iᵀ + b_i` with `W_i = W_sh + Σ_{k<K} B_ik A_ik`
-/// (LORS_SPEC §1), x `[..., in]` → `[..., out]`.
+/// (docs/lors.md, "LORST"), x `[..., in]` → `[..., out]`.
 ///
 /// The K rank-r pairs are stored folded into one pair of rank `K·r` — `A` `[K·r, in]`, `B` `[out, K·r]` —
 /// which is exactly `Σ_k B_k A_k` (block k is rows `k·r..<(k+1)·r` of A and the same columns of B).

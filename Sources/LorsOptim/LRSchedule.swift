@@ -10,7 +10,7 @@ import Foundation
 /// - `regular` by policy:
 ///   - `.constant`: `base`;
 ///   - `.step(milestones, gamma)`: `base × gamma^(number of milestones m with e ≥ m)` — with
-///     [8, 11], epochs 0–7 run at base, 8–10 at 0.1×, 11 at 0.01× (INTERFACES.md);
+///     [8, 11], epochs 0–7 run at base, 8–10 at 0.1×, 11 at 0.01× (docs/interfaces.md);
 ///   - `.cosine(minLRRatio, progress)`: mmcv's `CosineAnnealingLrUpdaterHook` with
 ///     `min_lr_ratio`: `target + ½ (base − target)(1 + cos(π t / T))`, `target = base × minLRRatio`,
 ///     where `t / T` is `it / (epochs × iterationsPerEpoch)` for `.iteration` (mmcv

@@ -5,7 +5,7 @@ import LorsTensor
 /// simulated communicators with the bucketed gradient reducer conform through
 /// `DataParallelCommunicator`; `SingleProcessCommunicator` is the trivial world of one (no reducer).
 ///
-/// Contract (INTERFACES.md "Numerics"): each rank's loss is already divided by the GLOBAL batch,
+/// Contract (docs/numerics.md): each rank's loss is already divided by the GLOBAL batch,
 /// so gradients are SUMMED, never averaged.
 ///
 /// Per optimizer step the loop calls: `beginBackward(synchronize:)` before each micro-batch's

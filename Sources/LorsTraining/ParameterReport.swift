@@ -1,7 +1,7 @@
 import LorsConfig
 import LorsNN
 
-/// Parameter counts of a model by component (`lors params`, INTERFACES.md).
+/// Parameter counts of a model by component (`lors params`, docs/interfaces.md).
 ///
 /// Detector components: `backbone`, `neck`, `query`, `decoder` (the first name segment). ViT components: `embed`
 /// (`patch_embed.*`, `cls_token`, `pos_embed`), `encoder` (`blocks.*`, the transformer blocks, and `lors.*`, the shared

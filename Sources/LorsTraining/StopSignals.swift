@@ -1,6 +1,6 @@
 import Foundation
 
-/// Exit codes of `lors train`, `lors-worker` and the `cluster/*.sbatch` scripts (INTERFACES.md "Cluster").
+/// Exit codes of `lors train`, `lors-worker` and the `cluster/*.sbatch` scripts (docs/interfaces.md, "Exit codes").
 public enum RunExitCode {
     /// The run finished (end of schedule or `train.max_steps`).
     public static let done: Int32 = 0

@@ -74,7 +74,7 @@ public enum TrainingSetup {
                     mixProb: c.double("data.augmentation.mix_prob"), switchProb: c.double("data.augmentation.switch_prob"))
     }
 
-    /// The LR schedule of `lr_schedule.*`, `optimizer.lr` and `train.epochs` (INTERFACES.md):
+    /// The LR schedule of `lr_schedule.*`, `optimizer.lr` and `train.epochs` (docs/interfaces.md):
     /// linear warmup by iteration (`warmup_epochs` × iterations per epoch when > 0, else `warmup_iters`),
     /// then `step` (milestones in 0-based epochs, factor `gamma`), `cosine` or `constant`.
     public static func schedule(_ c: Config, iterationsPerEpoch: Int) -> LRSchedule {

@@ -31,8 +31,8 @@ import LorsTensor
 /// be faulted in from the host, 10x slower (2.1 s instead of 0.2 s for 740 MB), and that hit one side of the
 /// comparison or the other at random. A machine that has been running, as a training job's has, has such memory.
 ///
-/// Baselines: `write_vs_raw` and `load_vs_raw_write` compare with the raw sequential write + fsync (the baseline the
-/// acceptance criterion names); `load_vs_raw_read` holds the load to the stricter raw cold read.
+/// Baselines: `write_vs_raw` and `load_vs_raw_write` compare with the raw sequential write + fsync (the usual yardstick
+/// of checkpoint speed); `load_vs_raw_read` holds the load to the stricter raw cold read.
 ///
 /// `phases_s`: where the time goes, per phase (slowest rank, median over the repetitions): the writer's own phases
 /// (`write.agree`, `.create`, `.data`, `.checksums`, `.metadata`, `.close`, see `CheckpointWriter.phaseSeconds`) and

@@ -178,7 +178,7 @@ enum BenchModels {
             let c = ViTConfiguration.tiny
             return (VisionTransformer(c), c)
         case "vit-tiny-lors":
-            // DeiT-Tiny LORS (LORS_SPEC §5): LORST on qkv/proj/fc1/fc2, r = 32, default group lists.
+            // DeiT-Tiny LORS (docs/lors.md): LORST on qkv/proj/fc1/fc2, r = 32, default group lists.
             let c = ViTConfiguration.tiny
             return (VisionTransformer(c, linears: LORSLinearFactory(LORSViTConfiguration())), c)
         default: return nil

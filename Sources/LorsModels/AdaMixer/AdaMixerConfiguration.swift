@@ -1,4 +1,4 @@
-/// Shape settings of the AdaMixer detector (defaults: R-50 1x COCO, LORS_SPEC §3).
+/// Shape settings of the AdaMixer detector (defaults: R-50 1x COCO, docs/lors.md "The AdaMixer decoder").
 public struct AdaMixerConfiguration: Sendable, Equatable {
     /// ResNet depth: 50 or 101.
     public var backboneDepth = 50
@@ -39,7 +39,7 @@ public struct AdaMixerConfiguration: Sendable, Equatable {
     public var mixerOutputWidth: Int { samplingGroups * outPoints * groupChannels }
 }
 
-/// LORS settings of the AdaMixer decoder (LORS_SPEC §1–§3 "LORS changes").
+/// LORS settings of the AdaMixer decoder (docs/lors.md, "The AdaMixer decoder").
 public struct AdaMixerLORSConfiguration: Sendable, Equatable {
     /// How the shared ACM/ASM generator is initialised.
     public enum SharedInit: String, Sendable, CaseIterable {

@@ -12,7 +12,7 @@ public struct AdaMixerStageOutput {
     public var content: Tensor
 }
 
-/// One AdaMixer decoder stage (LORS_SPEC §3): position-aware self-attention with the IoF bias, adaptive 3-D
+/// One AdaMixer decoder stage (docs/lors.md): position-aware self-attention with the IoF bias, adaptive 3-D
 /// sampling, adaptive mixing (its own `AdaptiveMixing`, or the decoder's shared `FactorizedAdaptiveMixing`),
 /// FFN, classification and regression heads, box refinement.
 ///

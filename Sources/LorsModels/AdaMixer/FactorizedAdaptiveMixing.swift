@@ -1,7 +1,7 @@
 import LorsNN
 import LorsTensor
 
-/// LORS mixing of the whole AdaMixer decoder (official `FactorizedAdaptiveMixing`, LORS_SPEC §1–§3): one module
+/// LORS mixing of the whole AdaMixer decoder (official `FactorizedAdaptiveMixing`, docs/lors.md): one module
 /// owned by the decoder and called by every stage with its index. Built from the generic LORS layers: the ACM/ASM
 /// weights are a LORSA stack (`LORSAShared` + one `LORSALayer` per stage), W_o is a LORST stack (`LORSTShared` +
 /// one `LORSTLayer` per stage), so each stage evaluates M, S and W_o by whichever path (materialised or factored,
