@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real single-node Slurm for CI and tests (../shared/design/SLURM.md), without systemd. Needs root.
+# A real single-node Slurm for CI and tests, without systemd. Needs root.
 #
 #   bash cluster/slurm-ci.sh start   # install slurmctld slurmd slurm-client munge if missing, write
 #                                    # /etc/slurm/slurm.conf, start munged, slurmctld, slurmd; wait until the node is idle

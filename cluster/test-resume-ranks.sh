@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6 acceptance: a checkpoint written by 4 MPI ranks (ZeRO-1 off and on) resumes on 2 ranks and on 1 process,
+# N -> M resume: a checkpoint written by 4 MPI ranks (ZeRO-1 off and on) resumes on 2 ranks and on 1 process,
 # and training continues to the same parameters AND optimizer state as 4 ranks continuing, to 1e-5 relative.
 #
 # For dist.zero1 in {false, true}, with the real binaries on a tiny LORS ViT (synthetic data, global batch 16):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster end-to-end checks (issue 7), on a real single-node Slurm (cluster/slurm-ci.sh) and under mpirun:
+# Cluster end-to-end checks of jobs and signals, on a real single-node Slurm (cluster/slurm-ci.sh) and under mpirun:
 #   (a) a 2-task single-node.sbatch job trains: training lines in the job's OUTPUT FILE and a checkpoint;
 #   (b) a requeue.sbatch job sent USR1 mid-training checkpoints, requeues itself, and its resumed run ends with the
 #       same parameters as an uninterrupted run;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side training-step benchmark: lors-bench vs PyTorch (CPU) on the same ViT.
 
-Model (INTERFACES.md `vit-tiny`): 32x32x3 input, patch 4 (64 tokens + cls), dim 192, 12 pre-norm
+Model (`lors-bench step --model vit-tiny`): 32x32x3 input, patch 4 (64 tokens + cls), dim 192, 12 pre-norm
 blocks, 3 heads, MLP 768 (GELU), 100 classes; one step = forward, cross-entropy, backward, AdamW.
 Both run with the same thread count, in this one process run, alternating so machine noise hits
 both. Prints a JSON object with both medians and the ratio torch_ms / lors_ms (>= 1 means lors

@@ -3,7 +3,7 @@
 
     python3 scripts/check_export.py --checkpoint CKPT.h5 --safetensors MERGED.safetensors --reference REF.safetensors
 
-1. h5py opens the checkpoint and reads /model/... at the documented shapes (INTERFACES.md: every tensor at its full
+1. h5py opens the checkpoint and reads /model/... at the documented shapes (docs/checkpoints.md: each tensor at its full
    logical shape, shared LORS weights once under /model/lors.<role>.weight), derived from the ViT settings in the
    export's metadata; every dataset's crc32 attribute equals zlib.crc32 of its little-endian float32 bytes.
 2. The export (written by `lors export CKPT --out MERGED.safetensors --merge-lors --reference-logits REF.safetensors`)

@@ -2,8 +2,8 @@
 """PyTorch reference for the AdaMixer decoder tests (Tests/LorsNNTests/AdaMixerReferenceTests.swift).
 
 Builds a reduced-size 2-stage AdaMixer decoder twice -- vanilla (per-stage AdaptiveMixing) and LORS (one shared
-FactorizedAdaptiveMixing) -- following the official code (MCG-NJU/AdaMixer a50e33d, li-jl16/LORS e070edf, LORS_SPEC
-§2-§3), with parameters named exactly as the Swift modules name them. Weights are random (not the training init, whose
+FactorizedAdaptiveMixing) -- following the official code (MCG-NJU/AdaMixer a50e33d, li-jl16/LORS e070edf),
+with parameters named exactly as the Swift modules name them. Weights are random (not the training init, whose
 zeros would hide most of the computation). Computes in float64 and writes, as float32:
 
   features.{0..3}  [B, C, H_l, W_l]   inputs (strides 4, 8, 16, 32 of a 32x32 image)
