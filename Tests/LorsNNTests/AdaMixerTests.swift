@@ -5,10 +5,10 @@ import LorsNN
 import LorsTensor
 import LorsTestSupport
 
-/// AdaMixer building blocks: exact parameter counts (LORS_SPEC §4), box geometry against hand-computed values,
+/// AdaMixer building blocks: exact parameter counts (docs/lors.md), box geometry against hand-computed values,
 /// a forward pass of the whole detector, and central-difference gradient checks of reduced stages.
 final class AdaMixerTests: XCTestCase {
-    // MARK: Parameter counts (LORS_SPEC §4)
+    // MARK: Parameter counts (docs/lors.md, "Parameter counts")
 
     func testVanillaStageCountsMatchSpecTable() {
         let stage = AdaMixerDecoderStage(index: 0, config: .r50)

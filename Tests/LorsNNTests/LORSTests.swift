@@ -207,7 +207,7 @@ final class LORSATests: XCTestCase {
         XCTAssertEqual(z[zIndex], rawCore[rawIndex])
     }
 
-    /// AdaMixer-LORS (LORS_SPEC §4): shared generator 12,632,064; L/R 172,032; core generators 3,158,016.
+    /// AdaMixer-LORS (docs/lors.md): shared generator 12,632,064; L/R 172,032; core generators 3,158,016.
     func testAdaMixerStackParameterCounts() {
         let ops = AdaptiveOperatorSpec.adaMixer(channelsIn: 128, channelsOut: 128, pointsIn: 64, pointsOut: 128)
         let stack = LORSAStack(queryDim: 256, groups: 2, operators: ops, rank: 16, kernelGroups: [1, 1, 2, 2, 3, 3])
@@ -282,7 +282,7 @@ final class LORSViTTests: XCTestCase {
         model.namedParameters().filter { $0.0.hasPrefix("blocks.") || $0.0.hasPrefix("lors.") }.reduce(0) { $0 + $1.1.count }
     }
 
-    /// LORS_SPEC §5: vanilla encoder 5,338,368, LORS encoder 2,536,704, ratio 47.52 %.
+    /// DeiT-Tiny (docs/lors.md): vanilla encoder 5,338,368, LORS encoder 2,536,704, ratio 47.52 %.
     func testDeiTTinyParameterRatio() {
         let vanilla = VisionTransformer(.tiny)
         let lors = VisionTransformer(.tiny, linears: LORSLinearFactory())

@@ -1,7 +1,7 @@
 import XCTest
 import LorsOptim
 
-/// Expected rates are worked out by hand from INTERFACES.md / mmcv (never from LRSchedule):
+/// Expected rates are worked out by hand from docs/interfaces.md / mmcv (never from LRSchedule):
 /// warmup factor = ratio + (1 − ratio)·it/warmup; step decay 0.1 per passed milestone (0-based epochs);
 /// cosine = target + ½(base − target)(1 + cos(π·t/T)).
 final class LRScheduleTests: XCTestCase {

@@ -23,7 +23,7 @@ final class ParameterGroupTests: XCTestCase {
     func testDefaultNoDecayRules() {
         let groups = ParameterGroup.grouped(named(deitLike), rules: [.noDecay()])
         XCTAssertEqual(groups.map(\.name), ["decay", "no_decay"])
-        // Private biases live in a list, so they are not named "bias" and keep their decay (LORS_SPEC DeiT).
+        // Private biases live in a list, so they are not named "bias" and keep their decay (official DeiT-LORS code).
         XCTAssertEqual(groups[0].parameters.map(\.name),
                        ["patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.attn.qkv.private_bias.0", "head.weight"])
         XCTAssertNil(groups[0].weightDecay)

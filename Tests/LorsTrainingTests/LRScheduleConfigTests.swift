@@ -4,7 +4,7 @@ import LorsOptim
 import LorsTraining
 
 /// LR values through the config path (YAML → Config → TrainingSetup.schedule), against hand-computed numbers
-/// from the formula of INTERFACES.md: base × 0.1^(milestones passed) × warmup factor (mmcv linear warmup).
+/// from the formula of docs/interfaces.md: base × 0.1^(milestones passed) × warmup factor (mmcv linear warmup).
 final class LRScheduleConfigTests: XCTestCase {
     private func schedule(_ yaml: String, iterationsPerEpoch: Int) throws -> (Config, LRSchedule) {
         let config = try ConfigLoader(schema: .lors).load(yaml: yaml)

@@ -3,7 +3,7 @@ import XCTest
 @testable import LorsCLI
 
 /// `lors params` through the command itself (argument parsing, config loading, model building, printing), with the
-/// JSON parsed back: the ViT components of INTERFACES.md, the DeiT LORS/vanilla encoder ratio of LORS_SPEC §5, the
+/// JSON parsed back: the ViT components of docs/interfaces.md, the DeiT LORS/vanilla encoder ratio of docs/lors.md, the
 /// shared vs private LORS rows of the table, and `--flops`.
 final class ParamsCommandTests: XCTestCase {
     func output(_ arguments: [String]) throws -> String {

@@ -3,8 +3,8 @@ import XCTest
 import LorsConfig
 import LorsTraining
 
-/// `lors params` counts for the shipped configs and the LORS_SPEC §4 ablation settings (exact integers where the spec
-/// gives them, otherwise the spec's value in millions to the printed 0.01M).
+/// `lors params` counts for the shipped configs and the paper's ablation settings (docs/lors.md): exact integers where
+/// docs/lors.md gives them, otherwise the value in millions to the printed 0.01M.
 final class ParamsTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
