@@ -89,7 +89,7 @@ let package = Package(
 
         // Test helpers shared by the test targets (assertClose, gradient checks).
         .target(name: "LorsTestSupport", dependencies: ["LorsTensor"], path: "Tests/LorsTestSupport"),
-        .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor", "LorsTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LorsTensorTests", dependencies: ["LorsTensor", "LorsTestSupport", "CBLAS"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsNNTests", dependencies: ["LorsNN", "LorsModels", "LorsTensor", "LorsTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),

@@ -22,7 +22,7 @@ extension CPUBackend: AttentionKernels {
     public func attentionForward(qkv: UnsafePointer<Float>, batch: Int, tokens t: Int, queries tq: Int, dim d: Int, heads: Int,
                                  scale: Float, probs: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let hd = d / heads, ld = Int32(3 * d), tt = Int32(t), q32 = Int32(tq), h32 = Int32(hd)
-        parallelForSingleThreadedBLAS(batch * heads, grain: attentionGrain(tq, t, hd)) { s, e in
+        parallelFor(batch * heads, grain: attentionGrain(tq, t, hd)) { s, e in
             for item in s..<e {
                 let b = item / heads, h = item % heads
                 let q = qkv + b * t * 3 * d + h * hd, k = q + d, v = q + 2 * d
@@ -39,7 +39,7 @@ extension CPUBackend: AttentionKernels {
                                   batch: Int, tokens t: Int, queries tq: Int, dim d: Int, heads: Int, scale: Float,
                                   gradQKV: UnsafeMutablePointer<Float>) {
         let hd = d / heads, ld = Int32(3 * d), tt = Int32(t), q32 = Int32(tq), h32 = Int32(hd)
-        parallelForSingleThreadedBLAS(batch * heads, grain: attentionGrain(tq, t, hd)) { s, e in
+        parallelFor(batch * heads, grain: attentionGrain(tq, t, hd)) { s, e in
             // dP / dS of one item: Q×T floats, reused for every item of this chunk.
             let ds = UnsafeMutablePointer<Float>.allocate(capacity: tq * t)
             defer { ds.deallocate() }

@@ -20,10 +20,24 @@ public protocol GemmKernels {
                   outer: Int, inner: Int)
 }
 
-/// How a large single product uses several threads: 1 (default) splits C into one block per thread, each a
-/// single-threaded sgemm; 0 leaves the threading to OpenBLAS (`LORS_GEMM_SPLIT=0`). Side by side on the vit-tiny
-/// step the split was 4–8% faster (OpenBLAS's threads synchronise inside every product and spin in sched_yield).
-let gemmSplitMode = Int(ProcessInfo.processInfo.environment["LORS_GEMM_SPLIT"] ?? "1") ?? 1
+/// Products are split over threads only along the rows of C, at multiples of this many rows, so that every
+/// element is computed by the same single-threaded OpenBLAS kernel code, over the same k-blocks, whatever the thread
+/// count. In OpenBLAS's column-major view these rows are its N dimension; its kernels tile N in groups that divide 48
+/// (Haswell/Zen: 24 columns per macro step; SkylakeX, Sandybridge and the SSE kernels: 4 to 16), so results are bit
+/// for bit those of the unsplit product. A split along the columns of C (OpenBLAS's M) is never exact: OpenBLAS cuts
+/// M into GEMM_P-sized panels whose boundaries depend on the whole extent.
+public let gemmRowSplitAlignment = 48
+
+/// Smallest m·n·k of one part of a split product. OpenBLAS's AVX-512 builds send small products with α = 1, β = 0
+/// and no transposes (m·n·k < 28·512²) to a "direct" kernel whose sums over k are not blocked like the regular
+/// kernel's; the regular path is kept for every part (and for the whole, see `gemmRegularPath`).
+let gemmMinimumPartVolume = 28 * 512 * 512
+
+/// The number of row parts a product of this shape is split into on `threads` threads (1: not split).
+func gemmRowParts(m: Int, n: Int, k: Int, threads: Int) -> Int {
+    guard threads > 1 else { return 1 }
+    return Swift.max(1, Swift.min(threads, m / gemmRowSplitAlignment, (m * n * k) / gemmMinimumPartVolume))
+}
 
 extension CPUBackend: GemmKernels {
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -42,41 +56,27 @@ extension CPUBackend: GemmKernels {
             }
             return
         }
-        let flops = 2 * m * n * k
-        if batch > 1 && flops < 4_000_000 && Threading.threads > 1 {
-            // Many small products (attention heads): one single-threaded sgemm per item, items
-            // spread over the cores. OpenBLAS would otherwise run each small product on one
-            // core anyway and pay its thread hand-off on every call.
-            parallelForSingleThreadedBLAS(batch, grain: max(1, 2_000_000 / flops)) { s, e in
-                for bi in s..<e {
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
-                                a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
-                                beta, c + bi * strideC, Int32(ldc))
-                }
-            }
-            return
-        }
         let threads = Threading.threads
-        if batch == 1 && threads > 1 && gemmSplitMode > 0 && flops >= 8_000_000 && Swift.max(m, n) >= 32 * threads {
-            // One product split into `threads` independent blocks of C (along its longer side, 16-aligned), each a
-            // single-threaded sgemm on its own core: no synchronisation inside OpenBLAS between the cores.
-            let alongM = m >= n
-            let extent = alongM ? m : n
-            forEachThreadRange(extent, threads: threads) { lo, hi in
-                if alongM {
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(hi - lo), Int32(n), Int32(k), alpha,
-                                transposeA ? a + lo : a + lo * lda, Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
-                } else {
-                    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(hi - lo), Int32(k), alpha,
-                                a, Int32(lda), transposeB ? b + lo * ldb : b + lo, Int32(ldb), beta, c + lo, Int32(ldc))
-                }
+        func item(_ bi: Int, rows lo: Int, _ hi: Int) {
+            gemmRegularPath(ta: ta, tb: tb, transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: n, k: k,
+                            alpha: alpha, a: a + bi * strideA + (transposeA ? lo : lo * lda), lda: lda,
+                            b: b + bi * strideB, ldb: ldb, beta: beta, c: c + bi * strideC + lo * ldc, ldc: ldc)
+        }
+        // Every part below is a single-threaded sgemm (OpenBLAS never threads a product itself, see `Threading`), and
+        // the ways of cutting the work here do not change any element's bits (see `gemmRowSplitAlignment`).
+        let parts = gemmRowParts(m: m, n: n, k: k, threads: threads)
+        if batch >= threads || parts == 1 {
+            // Many products (attention heads, per-image convolutions), or small ones: whole products spread over the
+            // cores.
+            let flops = Swift.max(1, 2 * m * n * k)
+            parallelFor(batch, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
+                for bi in s..<e { item(bi, rows: 0, m) }
             }
             return
         }
+        // Fewer large products than threads: each product split into row parts, one per core.
         for bi in 0..<batch {
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
-                        a + bi * strideA, Int32(lda), b + bi * strideB, Int32(ldb),
-                        beta, c + bi * strideC, Int32(ldc))
+            forEachThreadRange(m, threads: parts) { lo, hi in item(bi, rows: lo, hi) }
         }
     }
 
@@ -91,7 +91,7 @@ extension CPUBackend: GemmKernels {
         let tb = transposeB ? CblasTrans : CblasNoTrans
         let flops = Swift.max(1, 2 * m * n * k)
         // One single-threaded sgemm per item, items spread over the cores (each is small).
-        parallelForSingleThreadedBLAS(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
+        parallelFor(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
             for item in s..<e {
                 let o = item / inner, i = item % inner
                 cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
@@ -102,24 +102,31 @@ extension CPUBackend: GemmKernels {
     }
 }
 
-/// `parallelFor` whose chunks each call single-threaded OpenBLAS: many small products spread over the cores
-/// (OpenBLAS would run each small one on one core anyway and pay its thread hand-off on every call).
-func parallelForSingleThreadedBLAS(_ count: Int, grain: Int, _ body: (Int, Int) -> Void) {
-    guard Threading.threads > 1 else { return parallelFor(count, grain: grain, body) }
-    let previous = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    parallelFor(count, grain: grain, body)
-    openblas_set_num_threads(previous)
+/// `cblas_sgemm` kept off OpenBLAS's AVX-512 "direct" kernel: with α = 1, β = 0 and no transposes OpenBLAS may take
+/// it for small products, and it sums over k differently from the regular kernel, so a part of a split product and
+/// the whole would round differently. C is zeroed and β = 1 passed instead, which the regular kernel computes as
+/// 0 + Σ: the same bits as β = 0.
+@inline(__always)
+func gemmRegularPath(ta: CBLAS_TRANSPOSE, tb: CBLAS_TRANSPOSE, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                     alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+    var beta = beta
+    if beta == 0 && alpha == 1 && !transposeA && !transposeB {
+        for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        beta = 1
+    }
+    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Splits `0..<extent` into one contiguous, 16-aligned range per thread (at most `threads` of them) and runs
-/// `body(lo, hi)` for each on its own core, with single-threaded OpenBLAS inside.
+/// Splits `0..<extent` into one contiguous range per thread (at most `threads` of them), each starting at a multiple
+/// of `gemmRowSplitAlignment`, and runs `body(lo, hi)` for each on its own core.
 func forEachThreadRange(_ extent: Int, threads: Int, _ body: (Int, Int) -> Void) {
-    let per = ((extent + threads - 1) / threads + 15) / 16 * 16
+    let align = gemmRowSplitAlignment
+    let per = ((extent + threads - 1) / threads + align - 1) / align * align
     func run(_ part: Int) {
         let lo = part * per, hi = Swift.min(extent, lo + per)
         if lo < hi { body(lo, hi) }
     }
     if threads <= 1 { return run(0) }
-    parallelForSingleThreadedBLAS(threads, grain: 1) { s, e in for part in s..<e { run(part) } }
+    parallelFor(threads, grain: 1) { s, e in for part in s..<e { run(part) } }
 }

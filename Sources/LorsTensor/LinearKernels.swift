@@ -47,8 +47,9 @@ extension CPUBackend: LinearKernels {
         forEachRowBlock(rows: rows, rowFloats: inFeatures, flopsPerRow: 2 * inFeatures * outFeatures) { r0, r1 in
             let block = gradIn + r0 * inFeatures, count = (r1 - r0) * inFeatures
             if outFeatures > 0 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r1 - r0), Int32(inFeatures), Int32(outFeatures), 1,
-                            gradOut + r0 * outFeatures, Int32(outFeatures), weight, Int32(inFeatures), 0, block, Int32(inFeatures))
+                gemmRegularPath(ta: CblasNoTrans, tb: CblasNoTrans, transposeA: false, transposeB: false, m: r1 - r0, n: inFeatures,
+                                k: outFeatures, alpha: 1, a: gradOut + r0 * outFeatures, lda: outFeatures, b: weight,
+                                ldb: inFeatures, beta: 0, c: block, ldc: inFeatures)
             } else {
                 block.update(repeating: 0, count: count)
             }
@@ -59,13 +60,15 @@ extension CPUBackend: LinearKernels {
 
 /// Runs `body(r0, r1)` over row blocks of the output: each thread takes one contiguous range of rows (single-threaded
 /// OpenBLAS inside), walked in blocks of about 1.5 MB of output so a block is still in cache for its epilogue.
-/// Every output element is computed by one sgemm over the full inner dimension, so the values do not depend on the
-/// thread count (the sum over k does not depend on how the rows are blocked).
+/// Every output element is computed by one single-threaded sgemm over the full inner dimension, and blocks start at
+/// multiples of `gemmRowSplitAlignment` rows, so the values do not depend on the thread count or on the block size
+/// (see `gemmRowSplitAlignment` for why the row offsets must be multiples of 48).
 func forEachRowBlock(rows: Int, rowFloats: Int, flopsPerRow: Int, _ body: (Int, Int) -> Void) {
     // 1.5 MB of output per block (L2 is 1–2 MB per core on current Xeons): CPU time per vit-tiny step, same binary,
     // alternating: 1232–1273 ms at 1.5 MB vs 1306–1495 ms at 768 KB (each block re-packs the weight) and
     // 1367–1372 ms with one block per thread (the output makes an extra trip to memory).
-    let blockRows = Swift.max(16, (393_216 / Swift.max(1, rowFloats)) / 16 * 16)
+    let align = gemmRowSplitAlignment
+    let blockRows = Swift.max(align, (393_216 / Swift.max(1, rowFloats)) / align * align)
     let threads = Swift.min(Threading.threads, Swift.max(1, rows * flopsPerRow / 4_000_000))
     forEachThreadRange(rows, threads: threads) { lo, hi in
         var r0 = lo

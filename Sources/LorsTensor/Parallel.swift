@@ -1,26 +1,30 @@
 import Foundation
 import CBLAS
 
-/// Thread settings shared by the elementwise/reduction kernels and OpenBLAS.
+/// The engine's thread count (`--threads` / `LORS_NUM_THREADS`; 0 means "all cores").
 ///
-/// One setting governs both (`--threads` / `LORS_NUM_THREADS`); 0 means "all cores".
+/// The engine's own threads do all the parallel work, matrix products included: OpenBLAS always runs single-threaded
+/// inside them. A product OpenBLAS threaded itself would be cut into per-thread panels that depend on the thread count,
+/// and its results with them; ours are cut only where no element's bits change (`gemmRowSplitAlignment`).
 public enum Threading {
     nonisolated(unsafe) private static var _threads: Int = {
+        // Runs on first use, before any kernel calls OpenBLAS (every product reads `threads` first).
+        openblas_set_num_threads(1)
         if let s = ProcessInfo.processInfo.environment["LORS_NUM_THREADS"], let n = Int(s), n > 0 { return n }
         return ProcessInfo.processInfo.activeProcessorCount
     }()
 
-    /// Number of worker threads used by kernels (and by OpenBLAS).
+    /// Number of worker threads used by kernels.
     public static var threads: Int { _threads }
 
-    /// Sets the thread count for kernels and OpenBLAS; `0` selects all cores.
+    /// Sets the thread count for kernels; `0` selects all cores. OpenBLAS is kept single-threaded.
     public static func setThreads(_ n: Int) {
         let count = n > 0 ? n : ProcessInfo.processInfo.activeProcessorCount
         _threads = count
-        openblas_set_num_threads(Int32(count))
+        openblas_set_num_threads(1)
     }
 
-    /// Applies `LORS_NUM_THREADS` (or all cores) to OpenBLAS once at start-up.
+    /// Applies `LORS_NUM_THREADS` (or all cores) once at start-up and makes OpenBLAS single-threaded.
     public static func configureFromEnvironment() { setThreads(_threads) }
 }
 

@@ -143,37 +143,6 @@ final class CoreOpsTests: XCTestCase {
         assertGradients([sx, sw1, sw2], "fused MLP without biases") { Tensor.mlpGELU($0[0], weight1: $0[1], bias1: nil, weight2: $0[2], bias2: nil) }
     }
 
-    /// Large products are split into one block of C per thread (single-threaded sgemm each): every transpose case
-    /// and both split directions (M ≥ N, N > M), odd sizes, equal bit for bit for 1, 2 and 3 threads (the sum over k
-    /// of each element does not depend on the blocking) and equal to a Double reference.
-    func testLargeProductsIndependentOfThreadCount() {
-        let saved = Threading.threads
-        defer { Threading.setThreads(saved) }
-        for (m, n, k) in [(301, 203, 157), (97, 389, 211)] {
-            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-                let a = randomTensor(ta ? [k, m] : [m, k], "split.a", requiresGrad: false)
-                let b = randomTensor(tb ? [n, k] : [k, n], "split.b", requiresGrad: false)
-                func product() -> [UInt32] { a.matmul(b, transposeSelf: ta, transposeOther: tb).toArray().map(\.bitPattern) }
-                Threading.setThreads(1)
-                let one = product()
-                for t in [2, 3] {
-                    Threading.setThreads(t)
-                    XCTAssertEqual(product(), one, "\(m)×\(n)×\(k) ta=\(ta) tb=\(tb) with \(t) threads")
-                }
-                let av = a.toArray(), bv = b.toArray()
-                var worst = 0.0
-                for i in 0..<m {
-                    for j in 0..<n {
-                        var sum = 0.0
-                        for p in 0..<k { sum += Double(ta ? av[p * m + i] : av[i * k + p]) * Double(tb ? bv[j * k + p] : bv[p * n + j]) }
-                        worst = Swift.max(worst, abs(Double(Float(bitPattern: one[i * n + j])) - sum))
-                    }
-                }
-                XCTAssertLessThan(worst, 1e-4, "\(m)×\(n)×\(k) ta=\(ta) tb=\(tb) vs Double reference")
-            }
-        }
-    }
-
     func testSoftmaxAndDropout() {
         let x = randomTensor([3, 4, 5], "x", low: -3, high: 3)
         assertGradients([x], "softmax -1") { $0[0].softmax(axis: -1) }
