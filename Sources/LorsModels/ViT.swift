@@ -93,6 +93,28 @@ public final class TransformerBlock: Module {
     }
 }
 
+extension ViTConfiguration {
+    /// Matrix-product FLOPs (2 × multiply-adds) of one training step (forward and backward) on `batch` images, as
+    /// `VisionTransformer` computes them: each linear layer's forward, weight gradient and input gradient (the patch
+    /// embedding's input, the images, needs none); attention's two forward and four backward products; and in the last
+    /// block, whose class token alone reaches the head, the qkv projection of every token but attention, projection and
+    /// MLP for the class token only. Dense-equivalent for LORS models: the low-rank factors' own products (B·A, a few
+    /// percent) are not counted.
+    public func trainingMatrixFLOPs(batch: Int) -> Int {
+        let b = batch, t = tokens, d = embedDim, m = mlpDim
+        let patchIn = inChannels * patchSize * patchSize
+        func linear(rows: Int, _ inputs: Int, _ outputs: Int, inputGradient: Bool = true) -> Int {
+            2 * rows * inputs * outputs * (inputGradient ? 3 : 2)
+        }
+        func block(outputTokens q: Int) -> Int {
+            linear(rows: b * t, d, 3 * d) + 3 * 2 * 2 * b * q * t * d
+                + linear(rows: b * q, d, d) + linear(rows: b * q, d, m) + linear(rows: b * q, m, d)
+        }
+        let blocks = depth > 0 ? (depth - 1) * block(outputTokens: t) + block(outputTokens: 1) : 0
+        return linear(rows: b * (t - 1), patchIn, d, inputGradient: false) + blocks + linear(rows: b, d, numClasses)
+    }
+}
+
 /// ViT/DeiT image classifier with a class token (parameter names follow timm).
 ///
 /// `patch_embed.proj` is the patchify convolution (kernel = stride = patch), computed as a

@@ -27,9 +27,9 @@ extension CPUBackend: AttentionKernels {
                 let b = item / heads, h = item % heads
                 let q = qkv + b * t * 3 * d + h * hd, k = q + d, v = q + 2 * d
                 let p = probs + item * tq * t
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q32, tt, h32, scale, q, ld, k, ld, 0, p, tt)
+                sgemm(CblasNoTrans, CblasTrans, q32, tt, h32, scale, q, ld, k, ld, 0, p, tt)
                 for r in 0..<tq { softmaxRow(p + r * t, p + r * t, t) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q32, h32, tt, 1, p, tt, v, ld, 0,
+                sgemm(CblasNoTrans, CblasNoTrans, q32, h32, tt, 1, p, tt, v, ld, 0,
                             out + b * tq * d + h * hd, Int32(d))
             }
         }
@@ -49,11 +49,11 @@ extension CPUBackend: AttentionKernels {
                 let q = qkv + offset, k = q + d, v = q + 2 * d
                 let gq = gradQKV + offset, gk = gq + d, gv = gq + 2 * d
                 let p = probs + item * tq * t, g = gradOut + b * tq * d + h * hd
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q32, tt, h32, 1, g, Int32(d), v, ld, 0, ds, tt)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tt, h32, q32, 1, p, tt, g, Int32(d), 0, gv, ld)
+                sgemm(CblasNoTrans, CblasTrans, q32, tt, h32, 1, g, Int32(d), v, ld, 0, ds, tt)
+                sgemm(CblasTrans, CblasNoTrans, tt, h32, q32, 1, p, tt, g, Int32(d), 0, gv, ld)
                 for r in 0..<tq { softmaxBackwardRow(p + r * t, ds + r * t, ds + r * t, t) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q32, h32, tt, scale, ds, tt, k, ld, 0, gq, ld)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, tt, h32, q32, scale, ds, tt, q, ld, 0, gk, ld)
+                sgemm(CblasNoTrans, CblasNoTrans, q32, h32, tt, scale, ds, tt, k, ld, 0, gq, ld)
+                sgemm(CblasTrans, CblasNoTrans, tt, h32, q32, scale, ds, tt, q, ld, 0, gk, ld)
                 for r in tq..<t { (gq + r * 3 * d).update(repeating: 0, count: hd) }
             }
         }

@@ -94,11 +94,48 @@ extension CPUBackend: GemmKernels {
         parallelFor(items, grain: Swift.max(1, 2_000_000 / flops)) { s, e in
             for item in s..<e {
                 let o = item / inner, i = item % inner
-                cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha,
+                sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha,
                             a + o * outerA + i * innerA, Int32(lda), b + o * outerB + i * innerB, Int32(ldb),
                             beta, c + o * outerC + i * innerC, Int32(ldc))
             }
         }
+    }
+}
+
+/// Every matrix product of the engine goes through here: OpenBLAS's `cblas_sgemm` (row-major, single-threaded), counted
+/// while `MatrixProductCounter` counts.
+@inline(__always)
+func sgemm(_ ta: CBLAS_TRANSPOSE, _ tb: CBLAS_TRANSPOSE, _ m: Int32, _ n: Int32, _ k: Int32, _ alpha: Float,
+           _ a: UnsafePointer<Float>, _ lda: Int32, _ b: UnsafePointer<Float>, _ ldb: Int32, _ beta: Float,
+           _ c: UnsafeMutablePointer<Float>, _ ldc: Int32) {
+    if MatrixProductCounter.counting { MatrixProductCounter.add(2 * Int(m) * Int(n) * Int(k)) }
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// Counts the floating-point operations (2·m·n·k per product) of the engine's matrix products, to check FLOP formulas
+/// such as the benchmark's against the work actually done. Off unless `count` runs.
+public enum MatrixProductCounter {
+    nonisolated(unsafe) static var counting = false
+    nonisolated(unsafe) private static var total = 0
+    private static let lock = NSLock()
+
+    static func add(_ flops: Int) {
+        lock.lock()
+        total += flops
+        lock.unlock()
+    }
+
+    /// Runs `body` and returns the matrix-product FLOPs it performed.
+    public static func count(_ body: () throws -> Void) rethrows -> Int {
+        lock.lock()
+        total = 0
+        counting = true
+        lock.unlock()
+        defer { counting = false }
+        try body()
+        lock.lock()
+        defer { lock.unlock() }
+        return total
     }
 }
 
@@ -115,7 +152,7 @@ func gemmRegularPath(ta: CBLAS_TRANSPOSE, tb: CBLAS_TRANSPOSE, transposeA: Bool,
         for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
         beta = 1
     }
-    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// Splits `0..<extent` into one contiguous range per thread (at most `threads` of them), each starting at a multiple

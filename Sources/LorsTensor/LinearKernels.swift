@@ -30,7 +30,7 @@ extension CPUBackend: LinearKernels {
                 for r in 0..<(r1 - r0) { (block + r * outFeatures).update(from: bias, count: outFeatures) }
             }
             if inFeatures > 0 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(outFeatures), Int32(inFeatures), 1,
+                sgemm(CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(outFeatures), Int32(inFeatures), 1,
                             x + r0 * inFeatures, Int32(inFeatures), weight, Int32(inFeatures), bias == nil ? 0 : 1,
                             block, Int32(outFeatures))
             } else if bias == nil {

@@ -134,7 +134,7 @@ struct StepBench: ParsableCommand {
             return [
                 "model": r.name, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
                 "median_ms": med * 1000, "min_ms": (r.times.min() ?? 0) * 1000,
-                // Dense-equivalent matrix-product FLOPs (the LORS variant's extra low-rank work is not counted).
+                // Matrix-product FLOPs the engine performs (dense-equivalent: the LORS variant's B·A products are not counted).
                 "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
                 "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": r.network.parameterCount,
                 // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
@@ -185,14 +185,8 @@ enum BenchModels {
         }
     }
 
-    /// Matrix-product FLOPs of one training step: 3 × forward (forward, input and weight gradients).
-    static func trainingFLOPs(_ c: ViTConfiguration, batch: Int) -> Double {
-        let t = Double(c.tokens), b = Double(batch), d = Double(c.embedDim), m = Double(c.mlpDim)
-        let patches = t - 1, patchIn = Double(c.inChannels * c.patchSize * c.patchSize)
-        let perBlock = 2 * b * t * (d * 3 * d + d * d + 2 * d * m) + 2 * 2 * b * t * t * d
-        let forward = 2 * b * patches * patchIn * d + Double(c.depth) * perBlock + 2 * b * d * Double(c.numClasses)
-        return 3 * forward
-    }
+    /// Matrix-product FLOPs of one training step as the engine computes it (`ViTConfiguration.trainingMatrixFLOPs`).
+    static func trainingFLOPs(_ c: ViTConfiguration, batch: Int) -> Double { Double(c.trainingMatrixFLOPs(batch: batch)) }
 }
 
 BLASRuntime.ensureOptimizedKernels()
