@@ -7,6 +7,7 @@
 # 4. smoke-tests the headline command `mpirun -np 8 lors-worker` (oversubscribed, tiny synthetic run), `lors train --np 2`,
 #    and that a world size that does not divide the batch fails with both numbers,
 # 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
+#    and checks the curve plotter on fake runs (scripts/test_plot_curves.py, matplotlib),
 # 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
 # 7. runs `lors-bench checkpoint` under mpirun -np 2 on a small model and checks its JSON (check_checkpoint_bench.py),
 #    then cluster/test-resume-ranks.sh (a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
@@ -128,6 +129,21 @@ else
 fi
 [ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
 
+# The curve plotter (scripts/plot_curves.py, matplotlib) on fake metrics.jsonl files: PNGs written, missing runs fail.
+curves_status=0
+if ! python3 -c "import matplotlib" >/dev/null 2>&1; then
+    echo "test.sh: installing matplotlib (pip, quiet)"
+    python3 -m pip install --quiet --disable-pip-version-check matplotlib >/dev/null 2>&1 || true
+fi
+echo "test.sh: scripts/test_plot_curves.py"
+if python3 scripts/test_plot_curves.py >/dev/null; then
+    echo "test.sh: PASSED scripts/test_plot_curves.py"
+else
+    curves_status=1
+    python3 scripts/test_plot_curves.py >&2 || true
+    echo "test.sh: FAILED scripts/test_plot_curves.py" >&2
+fi
+
 # Checkpoint end-to-end: train 4 steps of a LORS ViT on the synthetic set, inspect the checkpoint, export it with
 # --merge-lors (plus our logits for a fixed input), then scripts/check_export.py reads /model/... with h5py at the
 # documented shapes, loads the export in PyTorch, builds the dense ViT there and compares the logits. Needs h5py and
@@ -204,7 +220,8 @@ swift_test_status=0
 swift test --skip-build --disable-swift-testing || swift_test_status=$?
 
 if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
-        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ]; then
+        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ] \
+        || [ "$curves_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"
