@@ -2,8 +2,8 @@ import Foundation
 import LorsCheckpoint
 import XCTest
 
-/// Runs `scripts/check_checkpoint.py` (h5py + torch) on a checkpoint and its safetensors export; skipped when python3
-/// lacks h5py or torch.
+/// Runs `scripts/check_checkpoint.py` (h5py + torch) on a checkpoint and its safetensors export; fails when python3
+/// lacks h5py or torch (cluster/test.sh installs them).
 final class CheckpointPythonTests: XCTestCase {
     private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
@@ -19,8 +19,12 @@ final class CheckpointPythonTests: XCTestCase {
     }
 
     func testPythonCheckScriptReadsCheckpointAndSafetensors() throws {
-        guard (try? run(["python3", "-c", "import h5py, numpy, torch"]))?.status == 0 else {
-            throw XCTSkip("python3 with h5py, numpy and torch is not available (pip install h5py)")
+        let probe = try? run(["python3", "-c", "import h5py, numpy, torch"])
+        guard probe?.status == 0 else {
+            let reason = probe.map { $0.output.split(separator: "\n").last.map(String.init) ?? "exit status \($0.status)" }
+            XCTFail("python3 with h5py, numpy and torch is required (python3 -m pip install h5py numpy torch): "
+                + (reason ?? "python3 did not start"))
+            return
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/check_checkpoint.py").path

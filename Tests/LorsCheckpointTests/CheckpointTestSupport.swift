@@ -56,12 +56,26 @@ func temporaryDirectory(_ name: String = #function) throws -> String {
 /// Bit patterns, so comparisons are bitwise (NaN-safe, -0 vs 0 distinguished).
 func bits(_ tensor: Tensor) -> [UInt32] { tensor.toArray().map(\.bitPattern) }
 
-/// Flips one byte of `path` inside the first occurrence of `pattern` (the raw bytes of some dataset values).
-func flipByte(in path: String, matching values: [Float]) throws {
+/// What `flipByte` throws when the bytes to damage are not in the file. Thrown out of a test method, XCTest records it
+/// as a failure with this description.
+struct DatasetBytesNotFound: Error, CustomStringConvertible {
+    let path: String
+    let valueCount: Int
+    let file: StaticString
+    let line: UInt
+    var description: String {
+        "\(file):\(line): no byte was damaged: the raw bytes of the \(valueCount) given float32 value(s) do not occur in \(path)"
+    }
+}
+
+/// Flips one byte of `path` inside the first occurrence of `values`' raw bytes (some dataset values); throws
+/// `DatasetBytesNotFound` (which fails the test) when they do not occur in the file.
+func flipByte(in path: String, matching values: [Float], file: StaticString = #filePath, line: UInt = #line) throws {
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     let pattern = values.withUnsafeBytes { [UInt8]($0) }
-    guard let start = (0...(bytes.count - pattern.count)).first(where: { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) }) else {
-        throw XCTSkip("dataset bytes not found in the file")
+    guard !pattern.isEmpty, bytes.count >= pattern.count,
+          let start = (0...(bytes.count - pattern.count)).first(where: { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) }) else {
+        throw DatasetBytesNotFound(path: path, valueCount: values.count, file: file, line: line)
     }
     bytes[start + pattern.count / 2] ^= 0x5A
     try Data(bytes).write(to: URL(fileURLWithPath: path))

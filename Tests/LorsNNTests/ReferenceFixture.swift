@@ -13,7 +13,8 @@ struct ReferenceFixture {
     init(_ name: String) throws {
         guard let jsonURL = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
               let binURL = Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: "Fixtures") else {
-            throw XCTSkip("fixture \(name) missing: run python3 scripts/make_fixtures.py")
+            throw NSError(domain: "ReferenceFixture", code: 2,
+                          userInfo: [NSLocalizedDescriptionKey: "fixture \(name) missing: run python3 scripts/make_fixtures.py"])
         }
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: jsonURL)) as? [String: Any]
         guard let tensors = object?["tensors"] as? [String: [String: Any]] else {

@@ -146,7 +146,8 @@ final class DistributedTrainingTests: XCTestCase {
     func testEvaluationOnThreeRanksEqualsOneRankOnFashionMNIST() throws {
         let root = "/usr/share/datasets/fashion-mnist"
         guard FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte.gz") else {
-            throw XCTSkip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+            XCTFail("Fashion-MNIST is not installed at \(root) (bash cluster/setup.sh --deps-only installs dataset-fashion-mnist)")
+            return
         }
         let yaml = """
             seed: 1

@@ -14,12 +14,41 @@ final class SignalProcessTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
 
-    private func waitFor(_ what: String, timeout: TimeInterval = 60, _ condition: () -> Bool) throws {
+    /// What `waitFor` throws when the awaited event does not happen in time. Thrown out of a test method, XCTest
+    /// records it as a failure with this description.
+    struct WaitTimedOut: Error, CustomStringConvertible {
+        let what: String
+        let timeout: TimeInterval
+        let file: StaticString
+        let line: UInt
+        var description: String {
+            "\(file):\(line): \(what) did not happen: still waiting after \(timeout) s"
+        }
+    }
+
+    /// Polls `condition` every 20 ms until it holds; throws `WaitTimedOut` (which fails the test) after `timeout` s.
+    func waitFor(_ what: String, timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line,
+                 _ condition: () -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !condition() {
-            if Date() > deadline { throw XCTSkip("timed out waiting for \(what)") }
+            if Date() > deadline { throw WaitTimedOut(what: what, timeout: timeout, file: file, line: line) }
             usleep(20_000)
         }
+    }
+
+    func testWaitForThrowsWhenTheEventDoesNotHappen() throws {
+        let start = Date()
+        XCTAssertThrowsError(try waitFor("an event that never comes", timeout: 0.1) { false }) { error in
+            let timedOut = error as? WaitTimedOut
+            XCTAssertNotNil(timedOut, "\(type(of: error)): \(error)")
+            XCTAssertFalse(error is XCTSkip)
+            XCTAssertEqual(timedOut?.what, "an event that never comes")
+            XCTAssertTrue("\(error)".contains("an event that never comes did not happen"), "\(error)")
+        }
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 0.1)
+        var polls = 0
+        XCTAssertNoThrow(try waitFor("the third poll", timeout: 10) { polls += 1; return polls == 3 })
+        XCTAssertEqual(polls, 3)
     }
 
     private func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -77,7 +106,13 @@ final class SignalProcessTests: XCTestCase {
         var directory = bundle
         while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
         let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors")
-        guard FileManager.default.isExecutableFile(atPath: path) else { throw XCTSkip("no lors executable at \(path)") }
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            struct MissingExecutable: Error, CustomStringConvertible {
+                let path: String
+                var description: String { "no lors executable at \(path) (swift build --build-tests builds it)" }
+            }
+            throw MissingExecutable(path: path)
+        }
         return path
     }
 

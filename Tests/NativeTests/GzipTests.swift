@@ -73,10 +73,13 @@ final class GzipTests: XCTestCase {
         XCTAssertTrue(missing?.description.contains(missingPath) ?? false, "\(String(describing: missing))")
     }
 
-    /// Real data, when Debian's `dataset-fashion-mnist` is installed (cluster/setup.sh installs it).
+    /// Real data from Debian's `dataset-fashion-mnist` (cluster/setup.sh installs it; the test fails without it).
     func testFashionMNISTLabelsDecompress() throws {
         let path = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: path), "dataset-fashion-mnist is not installed")
+        guard FileManager.default.fileExists(atPath: path) else {
+            XCTFail("\(path) is missing (bash cluster/setup.sh --deps-only installs dataset-fashion-mnist)")
+            return
+        }
         let bytes = try Gzip.decompress(contentsOf: path)
         XCTAssertEqual(bytes.count, 8 + 10_000)
         XCTAssertEqual(Array(bytes.prefix(8)), [0, 0, 8, 1, 0, 0, 0x27, 0x10])  // magic 2049, 10000 items
