@@ -13,6 +13,8 @@
 #    then cluster/test-resume-ranks.sh (a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
 #    np 1 continues to the parameters and optimizer state of np 4 continuing, to 1e-5 relative),
 # 8. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
+#    then the engine tests (LorsTensorTests) under OPENBLAS_CORETYPE=Haswell and =Sandybridge and built with
+#    LORS_TARGET_CPU=haswell in .build-haswell (thread-count independence under other CPU kernels, docs/numerics.md),
 # 9. runs `swift test --skip-build` LAST, so the output ends with swift test's own summary; a skipped test that is not
 #    in SKIP_ALLOWED fails the script (the summary is then printed again after the list, so it still ends the output).
 # Exits non-zero if any part failed.
@@ -228,6 +230,40 @@ echo "test.sh: cluster/test-slurm.sh (Slurm jobs, requeue, SIGKILL, lors train -
 timeout --kill-after=30 "${SLURM_TEST_TIMEOUT_SECONDS:-600}" bash cluster/test-slurm.sh || slurm_status=$?
 [ "$slurm_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-slurm.sh" || echo "test.sh: FAILED cluster/test-slurm.sh (exit status $slurm_status)" >&2
 
+# The engine tests under other CPU kernels: results must not depend on the thread count under OpenBLAS's Haswell/Zen
+# kernels (every AVX2 CPU), its Sandybridge kernels, and with our own kernels built for AVX2 (LORS_TARGET_CPU=haswell,
+# in a separate build folder), whatever this machine's own vector ISA. A failure fails the script.
+kernels_status=0
+kernel_runs=()
+kernels_log="$(mktemp)"
+for coretype in Haswell Sandybridge; do
+    echo "test.sh: LorsTensorTests under OPENBLAS_CORETYPE=$coretype"
+    if OPENBLAS_CORETYPE=$coretype swift test --skip-build --disable-swift-testing --filter LorsTensorTests \
+            >"$kernels_log" 2>&1; then
+        kernel_runs+=("OPENBLAS_CORETYPE=$coretype passed")
+    else
+        kernels_status=1
+        tail -n 60 "$kernels_log" >&2
+        kernel_runs+=("OPENBLAS_CORETYPE=$coretype FAILED")
+    fi
+done
+echo "test.sh: building the engine tests with LORS_TARGET_CPU=haswell into .build-haswell"
+if LORS_TARGET_CPU=haswell swift build --build-tests --scratch-path .build-haswell >"$kernels_log" 2>&1 \
+    && LORS_TARGET_CPU=haswell swift test --skip-build --disable-swift-testing --scratch-path .build-haswell \
+        --filter LorsTensorTests >>"$kernels_log" 2>&1; then
+    kernel_runs+=("LORS_TARGET_CPU=haswell passed")
+else
+    kernels_status=1
+    tail -n 60 "$kernels_log" >&2
+    kernel_runs+=("LORS_TARGET_CPU=haswell FAILED")
+fi
+rm -f "$kernels_log"
+if [ "$kernels_status" -eq 0 ]; then
+    echo "test.sh: PASSED engine tests under other kernels (${kernel_runs[*]})"
+else
+    echo "test.sh: FAILED engine tests under other kernels (${kernel_runs[*]})" >&2
+fi
+
 # swift test, streamed and kept in a file; then every skipped test must be in SKIP_ALLOWED. The skip report comes
 # after swift test's output, so swift test's summary (from its last "Test Suite 'All tests' passed/failed" line) is
 # printed again after it and still ends the output.
@@ -268,7 +304,7 @@ if [ "${#skipped[@]}" -ne 0 ] || [ "$skip_status" -ne 0 ]; then
 fi
 rm -f "$swift_test_log"
 
-if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
+if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$kernels_status" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
         || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ] \
         || [ "$curves_status" -ne 0 ] || [ "$skip_status" -ne 0 ]; then
     exit 1
