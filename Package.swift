@@ -50,6 +50,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-openmpi", providers: [.apt(["libhdf5-openmpi-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libdeflate: CRC-32 (zlib's value) with carry-less multiply folding where the CPU has it.
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
 
         // Tensors, autograd, kernels behind the backend seam, counter-based RNG.
         .target(name: "LorsTensor", dependencies: ["CBLAS", "CVectorMath"], swiftSettings: kernelSettings),
@@ -63,15 +65,13 @@ let package = Package(
         .target(name: "LorsConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
-        // CRC-32 (zlib's value) with PCLMULQDQ folding on x86-64, zlib's crc32_z elsewhere.
-        .target(name: "CCRC32", dependencies: ["CZlib"]),
         // sync_file_range (write-behind while a checkpoint is written), which Swift's Glibc module does not export.
         .target(name: "CFileIO"),
         .target(name: "CVectorMath", cSettings: targetCPU.map { [.unsafeFlags(["-march=" + $0])] } ?? []),
         // Communicators (MPI, in-process), distributed sampler, bucketed gradient reducer, ZeRO-1.
         .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
-        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CCRC32", "CFileIO"]),
+        .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CDeflate", "CFileIO"]),
         // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
         .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.

@@ -14,6 +14,7 @@ PACKAGES=(
     libopenblas-dev       # BLAS (pkg-config openblas)
     libhdf5-openmpi-dev   # parallel HDF5 1.10 (pkg-config hdf5-openmpi)
     zlib1g-dev            # gzip reading (pkg-config zlib)
+    libdeflate-dev        # fast CRC-32 of checkpoint data (pkg-config libdeflate)
     pkg-config            # SwiftPM resolves the system libraries through it
     dataset-fashion-mnist # real data for examples and tests (/usr/share/datasets/fashion-mnist)
 )

@@ -2,7 +2,7 @@ import CZlib
 import LorsCheckpoint
 import XCTest
 
-/// The PCLMULQDQ CRC-32 (CCRC32) and the threaded `CRC32.checksums(of:)` must give zlib's `crc32_z` value
+/// The CRC-32 (libdeflate) and the threaded `CRC32.checksums(of:)` must give zlib's `crc32_z` value
 /// exactly, so existing checkpoints and `scripts/check_checkpoint.py` (Python's zlib.crc32) still agree.
 final class ChecksumSpeedPathTests: XCTestCase {
     private func zlibCRC(_ bytes: UnsafeRawBufferPointer, _ crc: UInt32 = 0) -> UInt32 {
