@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "LorsOptim", dependencies: ["LorsTensor"]),
         // YAML configs: _base_ inheritance, --set overrides, strict typed validation.
         .target(name: "LorsConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
-        // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors).
+        // Thin wrappers over MPI, HDF5 and zlib (checked calls, typed errors); JSONValue, the writer of every JSON output.
         .target(name: "LorsNative", dependencies: ["CMPI", "CHDF5", "CZlib"]),
         // sync_file_range (write-behind while a checkpoint is written), which Swift's Glibc module does not export.
         .target(name: "CFileIO"),
