@@ -76,7 +76,7 @@ let package = Package(
         .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
         .target(name: "LorsTraining", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
-                                                     "LorsData", "LorsDistributed", "LorsCheckpoint"]),
+                                                     "LorsData", "LorsDistributed", "LorsCheckpoint", "LorsNative"]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
                                                 "LorsCheckpoint", "LorsNative", "LorsDistributed",

@@ -3,6 +3,7 @@ import LorsDistributed
 import Foundation
 import LorsCheckpoint
 import LorsConfig
+import LorsNative
 import LorsTensor
 import LorsTraining
 
@@ -14,7 +15,7 @@ struct EvalCommand: ParsableCommand {
         discussion: "The model is built from CONFIG (with --set overrides) and must match the checkpoint's /model "
             + "tensors exactly (a missing tensor or another shape, e.g. another LORS rank, is an error naming the dataset). "
             + "Prints a summary line, then one JSON line {\"type\":\"eval\",\"checkpoint\",\"step\",\"top1\",\"top5\",\"loss\",\"images\"} "
-            + "(only the JSON line with --json).")
+            + "(keys in this order; only the JSON line with --json).")
 
     @OptionGroup var options: ConfigOptions
 
@@ -50,20 +51,25 @@ struct EvalCommand: ParsableCommand {
     /// Loads `checkpoint` into the model of `config`, evaluates the test set sharded over `world`'s ranks
     /// (counts summed, no padded sample counted) and prints the result on rank 0.
     static func evaluate(config: Config, checkpoint: String, world: Communicator, json: Bool) throws {
+        if let text = try report(config: config, checkpoint: checkpoint, world: world, json: json) { print(text) }
+    }
+
+    /// What `evaluate` prints on rank 0 (nil on the other ranks): a summary line (unless `json`), then the JSON line
+    /// `type`, `checkpoint`, `step`, `top1`, `top5` (fractions in 0...1), `loss`, `images`, keys in this order.
+    static func report(config: Config, checkpoint: String, world: Communicator, json: Bool) throws -> String? {
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
         let model = try CheckpointTools.loadModel(config, from: reader)
         let result = try CheckpointTools.evaluate(model, config: config, communicator: DataParallelCommunicator(world, config: config))
-        guard world.rank == 0 else { return }
-        if !json {
-            print("eval \(checkpoint) (step \(reader.metadata.step)) on \(config.string("data.dataset")) test: "
-                + String(format: "top1 %.2f%% top5 %.2f%% loss %.4f (%d images)", 100 * result.top1, 100 * result.top5, result.loss,
-                         result.accuracy.total))
-        }
-        let object: [String: Any] = ["type": "eval", "checkpoint": checkpoint, "step": reader.metadata.step, "top1": result.top1,
-                                     "top5": result.top5, "loss": result.loss, "images": result.accuracy.total]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        print(String(decoding: data, as: UTF8.self))
+        guard world.rank == 0 else { return nil }
+        let step = reader.metadata.step
+        let record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step), "top1": .double(result.top1),
+                                  "top5": .double(result.top5), "loss": .double(result.loss), "images": .int(result.accuracy.total)]
+        if json { return record.text() }
+        return "eval \(checkpoint) (step \(step)) on \(config.string("data.dataset")) test: "
+            + String(format: "top1 %.2f%% top5 %.2f%% loss %.4f (%d images)", 100 * result.top1, 100 * result.top5, result.loss,
+                     result.accuracy.total)
+            + "\n" + record.text()
     }
 }
 

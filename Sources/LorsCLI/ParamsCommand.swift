@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LorsConfig
+import LorsNative
 import LorsTraining
 
 /// `lors params CONFIG [--set ...] [--json] [--flops [--batch B]]`: parameter counts of the configured model by
@@ -41,11 +42,9 @@ struct ParamsCommand: ParsableCommand {
         let report = ParameterReport(model: model, type: config.string("model.type"))
         let costs = flops ? LORSCostReport(model: model, batch: batch) : nil
         if json {
-            guard let costs else { return report.json }
-            var object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as! [String: Any]
-            object["lors_flops"] = costs.jsonObject
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            return String(decoding: data, as: UTF8.self)
+            var object = report.jsonObject
+            if let costs { object["lors_flops"] = .object(costs.jsonObject) }
+            return object.text()
         }
         guard flops else { return report.table }
         return report.table + "\n\n" + (costs?.table ?? "no LORS layers in this model")

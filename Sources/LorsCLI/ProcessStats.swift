@@ -16,9 +16,3 @@ public enum ProcessStats {
         return 0
     }
 }
-
-/// Renders a flat dictionary of numbers/strings as one JSON object with sorted keys.
-public func renderJSON(_ object: [String: Any]) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
-    return String(data: data, encoding: .utf8)!
-}

@@ -57,19 +57,20 @@ public struct CheckpointReport: Equatable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// JSON rendering (sorted keys): `file`, `file_size`, `intact`, `meta`, `optimizer`, `datasets` (path, shape,
-    /// dtype, crc32, crc32_ok), `problems`.
+    /// JSON rendering (indented), keys in this order: `file`, `file_size`, `intact`, `meta`, `optimizer` (attributes,
+    /// keys sorted), `datasets` (path, shape, dtype, crc32 or null, crc32_ok), `problems`.
     public var json: String {
-        let object: [String: Any] = [
-            "file": file, "file_size": fileSize, "intact": isIntact,
-            "meta": metaAttributes, "optimizer": optimizerAttributes, "problems": problems,
-            "datasets": datasets.map { dataset -> [String: Any] in
-                ["path": dataset.path, "shape": dataset.shape, "dtype": dataset.dtype,
-                 "crc32": dataset.storedChecksum.map { Int($0) } as Any, "crc32_ok": dataset.checksumOK]
-            },
+        let object: JSONObject = [
+            "file": .string(file), "file_size": .int(fileSize), "intact": .bool(isIntact),
+            "meta": .object(JSONObject(sortingKeysOf: metaAttributes.mapValues(JSONValue.string))),
+            "optimizer": .object(JSONObject(sortingKeysOf: optimizerAttributes.mapValues(JSONValue.string))),
+            "datasets": .array(datasets.map { dataset in
+                ["path": .string(dataset.path), "shape": .array(dataset.shape.map(JSONValue.int)), "dtype": .string(dataset.dtype),
+                 "crc32": dataset.storedChecksum.map { .int(Int($0)) } ?? .null, "crc32_ok": .bool(dataset.checksumOK)]
+            }),
+            "problems": .array(problems.map(JSONValue.string)),
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return object.text(.indented)
     }
 }
 

@@ -66,7 +66,7 @@ public struct CheckpointMetadata: Equatable, Sendable {
     public var created: String
     /// The evaluation metric of this checkpoint, if an evaluation ran (used to maintain `best`).
     public var evalMetric: Double?
-    /// Free-form extra state (stored as one JSON attribute `extra`).
+    /// Free-form extra state (stored as one JSON attribute `extra`, keys sorted).
     public var extra: [String: String]
 
     public init(step: Int, epoch: Int, batchInEpoch: Int = 0, worldSize: Int = 1, seed: UInt64 = 0, config: String = "",
@@ -106,8 +106,7 @@ public struct CheckpointMetadata: Equatable, Sendable {
             ("created", .string(created)),
         ]
         if let evalMetric { out.append(("eval_metric", .double(evalMetric))) }
-        let json = (try? JSONSerialization.data(withJSONObject: extra, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        out.append(("extra", .string(json)))
+        out.append(("extra", .string(JSONObject(sortingKeysOf: extra.mapValues(JSONValue.string)).text())))
         return out
     }
 

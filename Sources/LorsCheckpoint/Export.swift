@@ -49,22 +49,24 @@ public enum CheckpointExport {
     }
 
     /// safetensors: 8-byte little-endian header length N, N bytes of JSON
-    /// (`{"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}`, padded with
-    /// spaces to a multiple of 8), then the raw little-endian float32 data of every tensor, in the given order.
+    /// (`{"__metadata__": {...}, "name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...}`: the
+    /// metadata first, keys sorted, then the tensors in the given order; padded with spaces to a multiple of 8), then
+    /// the raw little-endian float32 data of every tensor, in the given order.
     public static func writeSafetensors(_ tensors: [(name: String, tensor: Tensor)], to path: String,
                                         metadata: [String: String] = [:]) throws {
-        var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var header = JSONObject()
+        if !metadata.isEmpty { header["__metadata__"] = .object(JSONObject(sortingKeysOf: metadata.mapValues(JSONValue.string))) }
         var offset = 0
         for (name, tensor) in tensors {
             guard header[name] == nil, name != "__metadata__" else {
                 throw CheckpointError.invalidSafetensors(path: path, detail: "duplicate or reserved tensor name '\(name)'")
             }
             let bytes = tensor.count * MemoryLayout<Float>.size
-            header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]] as [String: Any]
+            header[name] = ["dtype": "F32", "shape": .array(tensor.shape.map(JSONValue.int)),
+                            "data_offsets": [.int(offset), .int(offset + bytes)]]
             offset += bytes
         }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
+        var json = Data(header.text().utf8)
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
         var output = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { output.append(contentsOf: $0) }

@@ -1,5 +1,6 @@
 import Foundation
 import LorsModels
+import LorsNative
 import LorsNN
 
 /// Which evaluation path each LORS layer of a model takes, and its forward cost, at a stated input size
@@ -70,9 +71,11 @@ public struct LORSCostReport: Sendable, Equatable {
     }
 
     /// `{"input": …, "total_flops": …, "layers": [{"layer", "path", "flops", "materialized_flops", "factored_flops"}]}`.
-    public var jsonObject: [String: Any] {
-        ["input": input, "total_flops": 2 * chosenMACs,
-         "layers": lines.map { ["layer": $0.layer, "path": $0.materialized ? "materialized" : "factored", "flops": 2 * $0.chosenMACs,
-                                "materialized_flops": 2 * $0.materializedMACs, "factored_flops": 2 * $0.factoredMACs] as [String: Any] }]
+    public var jsonObject: JSONObject {
+        ["input": .string(input), "total_flops": .int(2 * chosenMACs),
+         "layers": .array(lines.map {
+             ["layer": .string($0.layer), "path": $0.materialized ? "materialized" : "factored", "flops": .int(2 * $0.chosenMACs),
+              "materialized_flops": .int(2 * $0.materializedMACs), "factored_flops": .int(2 * $0.factoredMACs)]
+         })]
     }
 }

@@ -1,4 +1,5 @@
 import LorsConfig
+import LorsNative
 import LorsNN
 
 /// Parameter counts of a model by component (`lors params`, docs/interfaces.md).
@@ -91,11 +92,14 @@ public struct ParameterReport: Sendable, Equatable {
         }
     }
 
-    /// `{"total": …, "trainable": …, "components": {…}}` with integer counts (keys in report order).
-    public var json: String {
-        let parts = componentNames.map { "\"\($0)\": \(components[$0] ?? 0)" }.joined(separator: ", ")
-        return "{\"total\": \(total), \"trainable\": \(trainable), \"components\": {\(parts)}}"
+    /// `{"total": …, "trainable": …, "components": {…}}` with integer counts (components in report order).
+    public var jsonObject: JSONObject {
+        ["total": .int(total), "trainable": .int(trainable),
+         "components": .object(JSONObject(componentNames.map { ($0, .int(components[$0] ?? 0)) }))]
     }
+
+    /// `jsonObject` as one line of JSON.
+    public var json: String { jsonObject.text() }
 
     /// Human-readable table: one line per component with its groups beneath.
     public var table: String {

@@ -1,4 +1,5 @@
 import Foundation
+import LorsNative
 
 /// The console log of rank 0: each line goes to stdout (unless quiet) and to `WORK_DIR/log.txt`.
 /// Other ranks get a `RunLog` with `isEnabled == false` and print nothing.
@@ -50,7 +51,8 @@ public final class RunLog {
     deinit { try? file?.close() }
 }
 
-/// `WORK_DIR/metrics.jsonl`: one JSON object per line, keys in the order given.
+/// `WORK_DIR/metrics.jsonl`: one JSON object per line (`JSONValue`'s compact text: keys in the order given,
+/// shortest round-trip numbers, non-finite numbers as `null`).
 public final class MetricsWriter {
     public let path: String
     private let handle: FileHandle
@@ -69,34 +71,9 @@ public final class MetricsWriter {
         self.handle = handle
     }
 
-    /// A JSON value of a metrics line.
-    public enum Value {
-        case int(Int), double(Double), string(String)
-
-        var json: String {
-            switch self {
-            case .int(let v): return String(v)
-            case .double(let v): return v.isFinite ? String(v) : "null"
-            case .string(let s):
-                var out = "\""
-                for scalar in s.unicodeScalars {
-                    switch scalar {
-                    case "\"": out += "\\\""
-                    case "\\": out += "\\\\"
-                    case "\n": out += "\\n"
-                    default:
-                        if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-                    }
-                }
-                return out + "\""
-            }
-        }
-    }
-
-    /// Appends `{"k1":v1,"k2":v2,...}` as one line.
-    public func write(_ fields: [(String, Value)]) {
-        let body = fields.map { "\(Value.string($0.0).json):\($0.1.json)" }.joined(separator: ",")
-        handle.write(("{" + body + "}\n").data(using: .utf8)!)
+    /// Appends `record` as one line.
+    public func write(_ record: JSONObject) {
+        handle.write(Data((record.text() + "\n").utf8))
     }
 
     deinit { try? handle.close() }

@@ -1,4 +1,5 @@
 import Foundation
+import LorsNative
 import LorsOptim
 import LorsTensor
 
@@ -88,14 +89,15 @@ public final class LoggerHook: TrainingHook {
         if let norm = result.gradientNorm { line += "grad_norm \(String(format: "%.3f", norm)) " }
         line += "\(String(format: "%.1f", throughput)) samples/s eta \(formatDuration(eta)) \(memory.text)"
         trainer.log.info(line)
-        var fields: [(String, MetricsWriter.Value)] = [
-            ("type", .string("train")), ("step", .int(result.step)), ("epoch", .int(epoch)), ("loss", .double(loss)),
-            ("lr", .double(result.learningRate)),
+        var record: JSONObject = [
+            "type": "train", "step": .int(result.step), "epoch": .int(epoch), "loss": .double(loss),
+            "lr": .double(result.learningRate),
         ]
-        if let norm = result.gradientNorm { fields.append(("grad_norm", .double(norm))) }
-        fields += [("samples_per_second", .double(throughput)), ("rss_mb", .double(memory.residentMB)),
-                   ("time", .double(Date().timeIntervalSince1970))]
-        metrics?.write(fields)
+        if let norm = result.gradientNorm { record["grad_norm"] = .double(norm) }
+        record["samples_per_second"] = .double(throughput)
+        record["rss_mb"] = .double(memory.residentMB)
+        record["time"] = .double(Date().timeIntervalSince1970)
+        metrics?.write(record)
         var scalars: [(tag: String, value: Double)] = [("train/loss", loss), ("train/lr", result.learningRate),
                                                        ("train/samples_per_second", throughput)]
         if let norm = result.gradientNorm { scalars.append(("train/grad_norm", norm)) }
@@ -111,9 +113,9 @@ public final class LoggerHook: TrainingHook {
         trainer.log.info("eval epoch \(result.epoch) step \(result.step): top1 \(String(format: "%.2f", 100 * result.top1))% "
             + "top5 \(String(format: "%.2f", 100 * result.top5))% loss \(String(format: "%.4f", result.loss)) "
             + "(\(result.accuracy.total) images, \(formatDuration(result.seconds)))")
-        metrics?.write([("type", .string("eval")), ("step", .int(result.step)), ("epoch", .int(result.epoch)),
-                        ("top1", .double(result.top1)), ("top5", .double(result.top5)), ("loss", .double(result.loss)),
-                        ("images", .int(result.accuracy.total)), ("time", .double(Date().timeIntervalSince1970))])
+        metrics?.write(["type": "eval", "step": .int(result.step), "epoch": .int(result.epoch),
+                        "top1": .double(result.top1), "top5": .double(result.top5), "loss": .double(result.loss),
+                        "images": .int(result.accuracy.total), "time": .double(Date().timeIntervalSince1970)])
         tensorBoard?.scalars([("eval/top1", result.top1), ("eval/top5", result.top5), ("eval/loss", result.loss)],
                              step: result.step)
         // Evaluation time is not part of the next interval's throughput.

@@ -82,7 +82,9 @@ struct CheckpointBench: ParsableCommand {
         var rawWriteTimes: [Double] = [], rawReadTimes: [Double] = []
         var separateWriteTimes: [Double] = [], separateReadTimes: [Double] = []
         var phases: [String: [Double]] = [:]   // seconds of each phase per repetition, slowest rank
+        var phaseOrder: [String] = []          // the phases in the order they first ran
         func record(_ name: String, _ seconds: Double) throws {
+            if phases[name] == nil { phaseOrder.append(name) }
             phases[name, default: []].append(try comm?.allReduce(seconds, op: .max) ?? seconds)
         }
         // Every timed write and load first gets page-cache memory the way a machine that has been running has it.
@@ -166,23 +168,27 @@ struct CheckpointBench: ParsableCommand {
         func rate(_ times: [Double]) -> Double { mb / (times.min() ?? .infinity) }
         func median(_ values: [Double]) -> Double { values.isEmpty ? .infinity : values.sorted()[values.count / 2] }
         /// The rates and their ratios, `pick` choosing one time of each list (the best, or the median).
-        func figures(_ pick: ([Double]) -> Double) -> [String: Any] {
+        func figures(_ pick: ([Double]) -> Double) -> JSONObject {
             let write = mb / pick(writeTimes), commit = mb / pick(commitTimes), load = mb / pick(loadTimes)
             let rawWrite = mb / pick(rawWriteTimes), rawRead = mb / pick(rawReadTimes)
-            return ["write_mb_s": write, "commit_mb_s": commit, "load_mb_s": load, "raw_write_mb_s": rawWrite, "raw_read_mb_s": rawRead,
-                    "write_vs_raw": write / rawWrite, "commit_vs_raw": commit / rawWrite,
-                    "load_vs_raw_read": load / rawRead, "load_vs_raw_write": load / rawWrite]
+            return ["write_mb_s": .double(write), "commit_mb_s": .double(commit), "load_mb_s": .double(load),
+                    "raw_write_mb_s": .double(rawWrite), "raw_read_mb_s": .double(rawRead),
+                    "write_vs_raw": .double(write / rawWrite), "commit_vs_raw": .double(commit / rawWrite),
+                    "load_vs_raw_read": .double(load / rawRead), "load_vs_raw_write": .double(load / rawWrite)]
         }
-        let result = figures { $0.min() ?? .infinity }.merging([
-            "parameters": parameters, "bytes": bytes, "np": size, "prewarm": !noPrewarm, "directory": directory, "repeats": max(1, repeats),
-            "write_s": writeTimes.min() ?? 0, "commit_s": commitTimes.min() ?? 0, "load_s": loadTimes.min() ?? 0,
-            "peak_rss_mb": ProcessStats.peakRSSMB,
-            "raw_separate_files_write_mb_s": separateWriteTimes.isEmpty ? rate(rawWriteTimes) : rate(separateWriteTimes),
-            "raw_separate_files_read_mb_s": separateReadTimes.isEmpty ? rate(rawReadTimes) : rate(separateReadTimes),
-            "phases_s": phases.mapValues(median),
-            "median": figures(median),
-        ]) { first, _ in first }
-        if json { print(renderJSON(result)) } else {
+        var result = figures { $0.min() ?? .infinity }
+        let rest: JSONObject = [
+            "parameters": .int(parameters), "bytes": .int(bytes), "np": .int(size), "prewarm": .bool(!noPrewarm),
+            "directory": .string(directory), "repeats": .int(max(1, repeats)),
+            "write_s": .double(writeTimes.min() ?? 0), "commit_s": .double(commitTimes.min() ?? 0), "load_s": .double(loadTimes.min() ?? 0),
+            "peak_rss_mb": .double(ProcessStats.peakRSSMB),
+            "raw_separate_files_write_mb_s": .double(separateWriteTimes.isEmpty ? rate(rawWriteTimes) : rate(separateWriteTimes)),
+            "raw_separate_files_read_mb_s": .double(separateReadTimes.isEmpty ? rate(rawReadTimes) : rate(separateReadTimes)),
+            "phases_s": .object(JSONObject(phaseOrder.map { ($0, .double(median(phases[$0]!))) })),
+            "median": .object(figures(median)),
+        ]
+        for (key, value) in rest.fields { result[key] = value }
+        if json { print(result.text(.indented)) } else {
             print(String(format: "checkpoint of %.1fM parameters + AdamW state (%.0f MB), np %d: write %.0f MB/s (raw %.0f MB/s, %.0f%%), "
                 + "commit incl. verify %.0f MB/s, load %.0f MB/s (raw read %.0f MB/s, %.0f%%)",
                          Double(parameters) / 1e6, mb, size, rate(writeTimes), rate(rawWriteTimes), 100 * rate(writeTimes) / rate(rawWriteTimes),

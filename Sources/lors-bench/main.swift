@@ -3,6 +3,7 @@ import CBLAS
 import Foundation
 import LorsCLI
 import LorsModels
+import LorsNative
 import LorsNN
 import LorsOptim
 import LorsTensor
@@ -36,7 +37,7 @@ struct SgemmBench: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        var rows: [[String: Any]] = []
+        var rows: [JSONValue] = []
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
             let a = Tensor(RandomKey(seed: 1, purpose: "a").uniforms(n * n), shape: [n, n])
             let b = Tensor(RandomKey(seed: 1, purpose: "b").uniforms(n * n), shape: [n, n])
@@ -52,11 +53,12 @@ struct SgemmBench: ParsableCommand {
                 engine.append(seconds { _ = withoutGradients { a.matmul(b) } })
             }
             let rawG = flop / median(raw) / 1e9, engG = flop / median(engine) / 1e9
-            rows.append(["n": n, "raw_gflops": rawG, "engine_gflops": engG, "engine_over_raw": engG / rawG])
+            rows.append(["n": .int(n), "raw_gflops": .double(rawG), "engine_gflops": .double(engG), "engine_over_raw": .double(engG / rawG)])
             if !json { print(String(format: "N=%5d  cblas %7.1f GFLOP/s  engine %7.1f GFLOP/s  (%.2f×)", n, rawG, engG, engG / rawG)) }
         }
         if json {
-            print(renderJSON(["blas_core": BLASRuntime.coreName, "threads": Threading.threads, "results": rows]))
+            let report: JSONObject = ["blas_core": .string(BLASRuntime.coreName), "threads": .int(Threading.threads), "results": .array(rows)]
+            print(report.text(.indented))
         }
     }
 }
@@ -128,42 +130,48 @@ struct StepBench: ParsableCommand {
             }
         }
         let fresh = Backends.current.memoryStatistics.freshAllocations - freshBefore
-        var results: [[String: Any]] = runners.map { r in
-            let flop = BenchModels.trainingFLOPs(r.config, batch: batch)
+        // Matrix-product FLOPs the engine performs (dense-equivalent: the LORS variant's B·A products are not counted).
+        let flops = runners.map { BenchModels.trainingFLOPs($0.config, batch: batch) }
+        var results: [JSONObject] = zip(runners, flops).map { r, flop in
             let med = median(r.times)
             return [
-                "model": r.name, "batch": batch, "threads": Threading.threads, "steps": steps, "blas_core": BLASRuntime.coreName,
-                "median_ms": med * 1000, "min_ms": (r.times.min() ?? 0) * 1000,
-                // Matrix-product FLOPs the engine performs (dense-equivalent: the LORS variant's B·A products are not counted).
-                "gflop_per_step": flop / 1e9, "gflops": flop / med / 1e9,
-                "peak_rss_mb": ProcessStats.peakRSSMB, "parameters": r.network.parameterCount,
+                "model": .string(r.name), "batch": .int(batch), "threads": .int(Threading.threads), "steps": .int(steps),
+                "blas_core": .string(BLASRuntime.coreName), "median_ms": .double(med * 1000), "min_ms": .double((r.times.min() ?? 0) * 1000),
+                "gflop_per_step": .double(flop / 1e9), "gflops": .double(flop / med / 1e9),
+                "peak_rss_mb": .double(ProcessStats.peakRSSMB), "parameters": .int(r.network.parameterCount),
                 // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
                 // activation, gradient and workspace reused cached memory.
-                "fresh_allocations_steady": fresh,
+                "fresh_allocations_steady": .int(fresh),
             ]
         }
         for (k, p) in profilers.enumerated() {
             guard let p else { continue }
-            results[k]["profile"] = p.rows(steps: steps).map { ["op": $0.op, "ms_per_step": $0.ms, "percent": $0.percent] }
+            results[k]["profile"] = .array(p.rows(steps: steps).map {
+                ["op": .string($0.op), "ms_per_step": .double($0.ms), "percent": .double($0.percent)]
+            })
             if !json { print("\(runners[k].name): time per step by op (each op charged the time since the previous op ended)"); print(p.table(steps: steps)) }
         }
         if !json {
-            for (r, res) in zip(runners, results) {
+            for (r, flop) in zip(runners, flops) {
+                let med = median(r.times)
                 print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
-                             r.name, batch, Threading.threads, BLASRuntime.coreName, (res["median_ms"] as! Double),
-                             (res["gflop_per_step"] as! Double), (res["gflops"] as! Double), ProcessStats.peakRSSMB))
+                             r.name, batch, Threading.threads, BLASRuntime.coreName, med * 1000, flop / 1e9, flop / med / 1e9,
+                             ProcessStats.peakRSSMB))
             }
         }
         if runners.count == 1 {
-            if json { print(renderJSON(results[0])) }
+            if json { print(results[0].text(.indented)) }
             return
         }
         let base = median(runners[0].times)
-        let ratios = Dictionary(uniqueKeysWithValues: runners.map { ($0.name, median($0.times) / base) })
+        let ratios = runners.map { ($0.name, median($0.times) / base) }
         if json {
-            print(renderJSON(["models": results, "step_time_ratio": ratios, "reference": runners[0].name]))
+            let report: JSONObject = ["models": .array(results.map(JSONValue.object)),
+                                      "step_time_ratio": .object(JSONObject(ratios.map { ($0, .double($1)) })),
+                                      "reference": .string(runners[0].name)]
+            print(report.text(.indented))
         } else {
-            for r in runners.dropFirst() { print(String(format: "%@ / %@ step time: %.3f×", r.name, runners[0].name, ratios[r.name]!)) }
+            for (name, ratio) in ratios.dropFirst() { print(String(format: "%@ / %@ step time: %.3f×", name, runners[0].name, ratio)) }
         }
     }
 }

@@ -22,8 +22,8 @@ final class ParamsTests: XCTestCase {
         XCTAssertEqual(millions(r.total), 134.79)
         // frozen_stages=1: stem (9,536) and layer1 (215,808) are not trainable.
         XCTAssertEqual(r.trainable, 134_790_904 - 225_344)
-        XCTAssertEqual(r.json, "{\"total\": 134790904, \"trainable\": 134565560, \"components\": "
-                       + "{\"backbone\": 23508032, \"neck\": 984576, \"query\": 26000, \"decoder\": 110272296}}")
+        XCTAssertEqual(r.json, "{\"total\":134790904,\"trainable\":134565560,\"components\":"
+                       + "{\"backbone\":23508032,\"neck\":984576,\"query\":26000,\"decoder\":110272296}}")
     }
 
     func testLORSR50() throws {
