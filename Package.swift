@@ -43,6 +43,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C system libraries: module map + shim.h with getters for macros Swift cannot import.
@@ -76,7 +77,8 @@ let package = Package(
         .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
         .target(name: "LorsTraining", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
-                                                     "LorsData", "LorsDistributed", "LorsCheckpoint", "LorsNative"]),
+                                                     "LorsData", "LorsDistributed", "LorsCheckpoint", "LorsNative",
+                                                     .product(name: "Logging", package: "swift-log")]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
                                                 "LorsCheckpoint", "LorsNative", "LorsDistributed",
@@ -100,6 +102,6 @@ let package = Package(
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
-                                                            "LorsOptim", "LorsTestSupport"]),
+                                                            "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -20,6 +20,8 @@ extension ConfigSchema {
             .section("log", [
                 .bool("tensorboard", true, doc: "Write TensorBoard event files to WORK_DIR/tb/."),
                 .bool("console", true, doc: "Print progress lines on rank 0 (log.txt is always written)."),
+                .choice("level", "info", ["debug", "info", "warning", "error"],
+                        doc: "Lowest level logged to the console and log.txt (debug adds a line for every step)."),
             ]),
             .section("checkpoint", [
                 .int("interval_steps", 0, .nonNegative,

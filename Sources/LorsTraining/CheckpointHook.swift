@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsCheckpoint
 import LorsConfig
 import LorsNative
@@ -140,7 +141,7 @@ public final class CheckpointHook: TrainingHook {
         if let metric { line += String(format: ", top1 %.2f%%", 100 * metric) }
         if commit.isBest { line += ", best" }
         if !commit.removed.isEmpty { line += ", removed \(commit.removed.joined(separator: ", "))" }
-        trainer.log.info(line)
+        trainer.log.info("\(line)")
         return commit
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsCheckpoint
 import LorsNN
 
@@ -36,7 +37,7 @@ public enum ResumeError: Error, CustomStringConvertible, Equatable {
 /// checkpoints, evaluation and logging, threads, and where the data lives.
 public enum ResumePolicy {
     public static let allowedConfigChanges: Set<String> = ConfigComparison.defaultAllowedToChange.union([
-        "train.log_interval", "train.threads", "log.console", "log.tensorboard", "eval.test_batch_size", "data.root",
+        "train.log_interval", "train.threads", "log.console", "log.level", "log.tensorboard", "eval.test_batch_size", "data.root",
     ])
 }
 
@@ -50,14 +51,22 @@ extension TrainingRun {
     /// Errors: a damaged explicit checkpoint (`CheckpointError` naming the dataset), a model that does not fit (a
     /// dataset missing or of another shape, e.g. another LORS rank) or a config that differs in keys other than
     /// `allowedConfigChanges` (`ResumeError.incompatible`, naming the dataset and the keys).
+    ///
+    /// The checkpoint directory's warnings (a damaged `latest`, the checkpoint fallen back to) go to the run's log at
+    /// level warning; an error is logged at level error before it is thrown.
     @discardableResult
     public func resume(_ mode: ResumeMode, checkpoints: CheckpointHook,
                        allowedConfigChanges: Set<String> = ResumePolicy.allowedConfigChanges) throws -> ResumeOutcome {
+        try loggingErrors { try resumeFrom(mode, checkpoints: checkpoints, allowedConfigChanges: allowedConfigChanges) }
+    }
+
+    private func resumeFrom(_ mode: ResumeMode, checkpoints: CheckpointHook, allowedConfigChanges: Set<String>) throws -> ResumeOutcome {
+        let log = trainer.log
+        checkpoints.directory.warn = { warning in log.warning("\(warning)") }
         guard let choice = try checkpoints.directory.resolve(mode) else {
             if mode == .auto { trainer.log.info("no checkpoint in \(checkpoints.directory.directory): starting at step 0") }
             return .fresh
         }
-        for warning in choice.warnings { trainer.log.info("warning: \(warning)") }
         let reader = try CheckpointReader(path: choice.path, comm: checkpoints.state.comm)
         defer { try? reader.close() }
         let differences = ConfigComparison.differences(stored: reader.metadata.config, current: checkpoints.configYAML,
@@ -80,13 +89,15 @@ extension TrainingRun {
         trainer.state.learningRate = meta.currentLearningRate
         checkpoints.lastSavedStep = meta.step
         if meta.step >= trainer.finalStep {
-            trainer.log.info("checkpoint \(choice.path) is at step \(meta.step): the run already reached its final step "
+            let message = "checkpoint \(choice.path) is at step \(meta.step): the run already reached its final step "
                 + "\(trainer.finalStep) (train.max_steps \(trainer.settings.maxSteps.map(String.init) ?? "unset"), "
-                + "schedule \(trainer.totalSteps) steps); nothing to do")
+                + "schedule \(trainer.totalSteps) steps); nothing to do"
+            trainer.log.info("\(message)")
             return .alreadyFinished(path: choice.path, step: meta.step, finalStep: trainer.finalStep)
         }
-        trainer.log.info("resumed from \(choice.path): step \(meta.step) (epoch \(meta.epoch + 1), iteration \(meta.batchInEpoch) "
-            + "of \(trainer.state.iterationsPerEpoch)), written by \(meta.worldSize) rank(s)")
+        let message = "resumed from \(choice.path): step \(meta.step) (epoch \(meta.epoch + 1), iteration \(meta.batchInEpoch) "
+            + "of \(trainer.state.iterationsPerEpoch)), written by \(meta.worldSize) rank(s)"
+        trainer.log.info("\(message)")
         return .resumed(path: choice.path, step: meta.step)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsNative
 import LorsOptim
 import LorsTensor
@@ -32,8 +33,9 @@ public final class EvaluationHook: TrainingHook {
     }
 }
 
-/// Progress lines every `train.log_interval` steps, `metrics.jsonl` lines, TensorBoard scalars,
-/// eval lines and a summary at the end. Logged loss = mean of the global step losses over the interval.
+/// Progress lines (info) every `train.log_interval` steps, `metrics.jsonl` lines, TensorBoard scalars,
+/// eval lines and a summary at the end; a debug record for every step. Logged loss = mean of the global
+/// step losses over the interval.
 public final class LoggerHook: TrainingHook {
     public let interval: Int
     public let metrics: MetricsWriter?
@@ -60,11 +62,13 @@ public final class LoggerHook: TrainingHook {
         runStartStep = trainer.state.step
         let t = trainer
         t.log.info("model: \(t.model.parameterCount) parameters (\(t.model.trainableParameters.reduce(0) { $0 + $1.count }) trainable)")
-        t.log.info("data: \(t.trainData.dataset.name) \(t.trainData.dataset.count) samples, \(t.testData.dataset.name) "
+        let data = "data: \(t.trainData.dataset.name) \(t.trainData.dataset.count) samples, \(t.testData.dataset.name) "
             + "\(t.testData.dataset.count) samples; global batch \(t.settings.batchSize) = \(t.communicator.worldSize) rank(s) × "
-            + "\(t.settings.accumulationSteps) × \(t.microBatchSize)")
-        t.log.info("schedule: \(t.settings.epochs) epochs × \(t.state.iterationsPerEpoch) steps = \(t.totalSteps) steps; "
-            + "running steps \(t.state.step + 1)...\(t.finalStep); \(Threading.threads) thread(s)")
+            + "\(t.settings.accumulationSteps) × \(t.microBatchSize)"
+        t.log.info("\(data)")
+        let schedule = "schedule: \(t.settings.epochs) epochs × \(t.state.iterationsPerEpoch) steps = \(t.totalSteps) steps; "
+            + "running steps \(t.state.step + 1)...\(t.finalStep); \(Threading.threads) thread(s)"
+        t.log.info("\(schedule)")
     }
 
     public func afterIteration(_ trainer: Trainer, _ result: StepResult) throws {
@@ -74,6 +78,7 @@ public final class LoggerHook: TrainingHook {
         samples += result.samples
         trainSeconds += result.seconds
         lastGradNorm = result.gradientNorm
+        trainer.log.debug("\(LoggerHook.stepDetail(result))")
         guard result.step % interval == 0 || result.step == trainer.finalStep else { return }
         let elapsed = Date().timeIntervalSince(intervalStart)
         let loss = lossSum / Double(steps)
@@ -88,7 +93,7 @@ public final class LoggerHook: TrainingHook {
             + "step \(result.step) loss \(String(format: "%.4f", loss)) lr \(String(format: "%.3e", result.learningRate)) "
         if let norm = result.gradientNorm { line += "grad_norm \(String(format: "%.3f", norm)) " }
         line += "\(String(format: "%.1f", throughput)) samples/s eta \(formatDuration(eta)) \(memory.text)"
-        trainer.log.info(line)
+        trainer.log.info("\(line)")
         var record: JSONObject = [
             "type": "train", "step": .int(result.step), "epoch": .int(epoch), "loss": .double(loss),
             "lr": .double(result.learningRate),
@@ -108,11 +113,19 @@ public final class LoggerHook: TrainingHook {
         intervalStart = Date()
     }
 
+    /// The debug record of every step: `step S loss L lr R [grad_norm G] (T s)` (this step alone, no averaging).
+    static func stepDetail(_ result: StepResult) -> String {
+        var text = "step \(result.step) loss \(String(format: "%.4f", result.loss)) lr \(String(format: "%.3e", result.learningRate))"
+        if let norm = result.gradientNorm { text += " grad_norm \(String(format: "%.3f", norm))" }
+        return text + " (\(String(format: "%.3f", result.seconds))s)"
+    }
+
     public func afterEvaluation(_ trainer: Trainer, _ result: EvaluationResult) throws {
         evalSeconds += result.seconds
-        trainer.log.info("eval epoch \(result.epoch) step \(result.step): top1 \(String(format: "%.2f", 100 * result.top1))% "
+        let line = "eval epoch \(result.epoch) step \(result.step): top1 \(String(format: "%.2f", 100 * result.top1))% "
             + "top5 \(String(format: "%.2f", 100 * result.top5))% loss \(String(format: "%.4f", result.loss)) "
-            + "(\(result.accuracy.total) images, \(formatDuration(result.seconds)))")
+            + "(\(result.accuracy.total) images, \(formatDuration(result.seconds)))"
+        trainer.log.info("\(line)")
         metrics?.write(["type": "eval", "step": .int(result.step), "epoch": .int(result.epoch),
                         "top1": .double(result.top1), "top5": .double(result.top5), "loss": .double(result.loss),
                         "images": .int(result.accuracy.total), "time": .double(Date().timeIntervalSince1970)])
@@ -136,7 +149,7 @@ public final class LoggerHook: TrainingHook {
         }
         if let reason = trainer.state.stopReason { summary += " (stopped: \(reason))" }
         summary += "; peak RSS \(String(format: "%.0f", MemoryReport.current().peakResidentMB)) MB"
-        trainer.log.info(summary)
+        trainer.log.info("\(summary)")
     }
 }
 

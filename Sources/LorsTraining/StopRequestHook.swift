@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsTensor
 
 /// Writes a checkpoint of the trainer's current state on demand. The checkpoint hook (LorsCheckpoint's
@@ -67,7 +68,7 @@ public final class StopRequestHook: TrainingHook, StopPolling {
         if let saver {
             try saver.saveCheckpointNow(trainer, reason: reason)
         } else {
-            trainer.log.info("warning: no checkpoint hook in this run; nothing was saved")
+            trainer.log.warning("no checkpoint hook in this run; nothing was saved")
         }
         trainer.requestResumableStop(reason)
         return true
@@ -100,8 +101,9 @@ public final class NonFiniteLocatorHook: TrainingHook {
         trainer.nonFiniteLocator = { [weak self] in self?.report }
         tape.forwardObserver = { [weak self] op, inputs, output in self?.observeForward(op, inputs, output) }
         tape.backwardObserver = { [weak self] op, inputs, grads in self?.observeBackward(op, inputs, grads) }
-        trainer.log.info("debug: NaN/Inf location on (every op output and gradient is checked); deterministic: "
-            + "counter-based randomness, fixed-order reductions")
+        let notice = "--debug: NaN/Inf location on (every op output and gradient is checked); deterministic: "
+            + "counter-based randomness, fixed-order reductions"
+        trainer.log.info("\(notice)")
     }
 
     public func beforeIteration(_ trainer: Trainer) throws { resetFindings() }

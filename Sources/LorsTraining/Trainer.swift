@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsData
 import LorsModels
 import LorsNN
@@ -70,8 +71,8 @@ public final class Trainer {
     /// Hooks in the order they run.
     public var hooks: [any TrainingHook]
     public var state: TrainingState
-    /// Console + log.txt (rank 0 writes; other ranks discard).
-    public let log: RunLog
+    /// Console + log.txt through `RunLogHandler` (rank 0 writes; other ranks discard).
+    public let log: Logger
     /// Latest evaluation, if any.
     public private(set) var lastEvaluation: EvaluationResult?
     /// Best evaluation by top-1.
@@ -96,7 +97,7 @@ public final class Trainer {
 
     public init(model: any ImageClassifier, optimizer: any Optimizer, schedule: LRSchedule, trainData: BatchAssembler,
                 testData: BatchAssembler, settings: TrainerSettings, communicator: any TrainingCommunicator = SingleProcessCommunicator(),
-                hooks: [any TrainingHook] = [], log: RunLog = RunLog()) throws {
+                hooks: [any TrainingHook] = [], log: Logger = .console) throws {
         let world = communicator.worldSize
         guard settings.batchSize % (world * settings.accumulationSteps) == 0 else {
             throw TrainingError.batchNotDivisible(batchSize: settings.batchSize, ranks: world,
@@ -242,8 +243,9 @@ public final class Trainer {
                 + "(train.max_nonfinite_steps = \(settings.maxNonFiniteSteps)); lower optimizer.lr, set train.grad_clip, "
                 + "or run with --debug to find the op")
         case .skip:
-            log.info("warning: step \(step): \(what); step skipped without an update (\(consecutiveNonFiniteSteps) in a row, "
-                + "stopping at train.max_nonfinite_steps = \(settings.maxNonFiniteSteps))")
+            let message = "step \(step): \(what); step skipped without an update (\(consecutiveNonFiniteSteps) in a row, "
+                + "stopping at train.max_nonfinite_steps = \(settings.maxNonFiniteSteps))"
+            log.warning("\(message)")
         }
         optimizer.zeroGrad(setToNone: false)
         state.step = step

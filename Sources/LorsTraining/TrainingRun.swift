@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LorsConfig
 import LorsData
 import LorsDistributed
@@ -34,8 +35,10 @@ public final class TrainingRun {
                 throw TrainingError.cannotWrite(path: workDirectory, detail: "\(error)")
             }
         }
-        let log = try RunLog(path: isMain ? (workDirectory as NSString).appendingPathComponent("log.txt") : nil,
-                             console: config.bool("log.console"), enabled: isMain)
+        let log = isMain ? try Logger.run(path: (workDirectory as NSString).appendingPathComponent("log.txt"),
+                                          console: config.bool("log.console"),
+                                          level: Logger.Level(rawValue: config.string("log.level")) ?? .info)
+                         : Logger.silent
         if isMain {
             let yaml = config.yaml(header: ["resolved from \(config.sourceFile)"])
             let path = (workDirectory as NSString).appendingPathComponent("config.yaml")
@@ -76,8 +79,19 @@ public final class TrainingRun {
                       communicator: DataParallelCommunicator(world, config: config), extraHooks: extraHooks)
     }
 
-    /// Runs the loop to the end of the schedule or `train.max_steps`.
-    public func run() throws { try trainer.run() }
+    /// Runs the loop to the end of the schedule or `train.max_steps`. An error that ends the run is logged at level
+    /// error (so `log.txt` says why the run stopped) and thrown.
+    public func run() throws { try loggingErrors { try trainer.run() } }
+
+    /// `body`'s result; an error it throws is logged at level error, then rethrown.
+    func loggingErrors<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            trainer.log.error("\(error)")
+            throw error
+        }
+    }
 
     /// The process exit code after `run()`: `RunExitCode.resume` when a signal stopped the run (after
     /// its checkpoint), else `RunExitCode.done` (errors are thrown and exit with `RunExitCode.error`).

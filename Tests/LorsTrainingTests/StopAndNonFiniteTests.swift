@@ -85,7 +85,7 @@ final class StopAndNonFiniteTests: XCTestCase {
                                   schedule: TrainingSetup.schedule(c, iterationsPerEpoch: iterations),
                                   trainData: BatchAssembler(dataset: train, normalization: normalization, seed: 5),
                                   testData: BatchAssembler(dataset: test, normalization: normalization, seed: 5),
-                                  settings: settings, hooks: hooks, log: try RunLog(path: nil, console: false))
+                                  settings: settings, hooks: hooks, log: try .run(console: false))
         return (trainer, model)
     }
 
