@@ -10,7 +10,7 @@ import Foundation
 /// updated after the data, and a page under write-back may make such an update wait for the disk. Adjacent extents
 /// are merged up to `batchBytes`, and `sync_file_range(SYNC_FILE_RANGE_WRITE)` is issued on a background thread (it
 /// can block while the disk queue is full). Only a hint: where the call is missing or fails, the fsync does it all.
-final class WriteBehind: @unchecked Sendable {
+public final class WriteBehind: @unchecked Sendable {
     /// Bytes merged before a write-back is started.
     static let batchBytes = 16 << 20
     /// The unit of write-back.
@@ -22,7 +22,7 @@ final class WriteBehind: @unchecked Sendable {
     private var pending: Range<Int>?
 
     /// Opens `path` for the hints; nil when it cannot be opened (then there is nothing to do early).
-    convenience init?(path: String) {
+    public convenience init?(path: String) {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else { return nil }
         self.init(start: { span in _ = lors_start_writeback(descriptor, Int64(span.lowerBound), Int64(span.count)) },
@@ -36,7 +36,7 @@ final class WriteBehind: @unchecked Sendable {
     }
 
     /// This process has written `bytes` at file `offset` (into the page cache).
-    func wrote(offset: Int, bytes: Int) {
+    public func wrote(offset: Int, bytes: Int) {
         let page = Self.pageBytes
         let lower = (offset + page - 1) / page * page, upper = (offset + bytes) / page * page
         guard upper > lower else { return }
@@ -50,7 +50,7 @@ final class WriteBehind: @unchecked Sendable {
     }
 
     /// Starts the write-back of what is pending.
-    func flush() {
+    public func flush() {
         guard let span = pending else { return }
         pending = nil
         let start = start
@@ -59,7 +59,7 @@ final class WriteBehind: @unchecked Sendable {
 
     /// Starts the last write-back; `done` runs after it on the background thread. Does not wait: a span may still
     /// wait for room in the disk queue while the writer goes on with the metadata (the fsync waits for all of it).
-    func finish() {
+    public func finish() {
         flush()
         let done = done
         queue.async { done() }
