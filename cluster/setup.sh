@@ -15,6 +15,8 @@ PACKAGES=(
     libhdf5-openmpi-dev   # parallel HDF5 1.10 (pkg-config hdf5-openmpi)
     zlib1g-dev            # gzip reading (pkg-config zlib)
     libdeflate-dev        # fast CRC-32 of checkpoint data (pkg-config libdeflate)
+    libturbojpeg0-dev     # JPEG decoding and encoding, TurboJPEG API (pkg-config libturbojpeg)
+    libpng-dev            # PNG decoding and encoding (pkg-config libpng)
     pkg-config            # SwiftPM resolves the system libraries through it
     dataset-fashion-mnist # real data for examples and tests (/usr/share/datasets/fashion-mnist)
 )
