@@ -238,7 +238,7 @@ extension DetectionSynthesis {
                 try fm.createDirectory(atPath: imageDirectory, withIntermediateDirectories: true)
                 try fm.createDirectory(atPath: annotationDirectory, withIntermediateDirectories: true)
             } catch {
-                throw DataError(.unreadable(detail: "cannot create directory: \(error.localizedDescription)"), file: imageDirectory)
+                throw DataError(.badFormat(detail: "cannot create directory (\(error.localizedDescription))"), file: imageDirectory)
             }
             var records = [[Item]](repeating: [], count: count)
             var failure: Error?
