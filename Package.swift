@@ -53,6 +53,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libdeflate: CRC-32 (zlib's value) with carry-less multiply folding where the CPU has it.
         .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        // libjpeg-turbo's TurboJPEG API and libpng's simplified API (png_image_*): image decoding and encoding.
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // Tensors, autograd, kernels behind the backend seam, counter-based RNG.
         .target(name: "LorsTensor", dependencies: ["CBLAS", "CVectorMath"], swiftSettings: kernelSettings),
@@ -73,15 +76,19 @@ let package = Package(
         .target(name: "LorsDistributed", dependencies: ["LorsTensor", "LorsNative", "LorsOptim"]),
         // Sharded checkpoints in parallel HDF5, export (HDF5, safetensors).
         .target(name: "LorsCheckpoint", dependencies: ["LorsTensor", "LorsNN", "LorsOptim", "LorsNative", "LorsDistributed", "CDeflate", "CFileIO"]),
-        // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics.
-        .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative"]),
+        // 8-bit images: PNG and JPEG decoding and encoding, atomic image files.
+        .target(name: "LorsImage", dependencies: ["CTurboJPEG", "CPNG"]),
+        // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics, the synthetic detection set.
+        .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative", "LorsImage"]),
+        // COCO instances and detection results JSON, box AP/AR with pycocotools' COCOeval rules.
+        .target(name: "LorsDetection"),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
         .target(name: "LorsTraining", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
                                                      "LorsData", "LorsDistributed", "LorsCheckpoint", "LorsNative",
                                                      .product(name: "Logging", package: "swift-log")]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
-                                                "LorsCheckpoint", "LorsNative", "LorsDistributed",
+                                                "LorsCheckpoint", "LorsNative", "LorsDistributed", "LorsData", "LorsDetection",
                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
         // One MPI rank of a data-parallel run (mpirun -np N lors-worker --config ...).
@@ -100,7 +107,9 @@ let package = Package(
         .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
-        .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsNative", "LorsTestSupport"]),
+        .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsTestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
                                                             "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")]),
     ]

@@ -8,7 +8,7 @@ public struct LorsCommand: ParsableCommand {
         abstract: "Train and inspect LORS (low-rank residual structure) models on CPUs and MPI clusters.",
         discussion: "Configs are YAML files (configs/*.yaml) with _base_ inheritance; --set a.b.c=value overrides any key.",
         subcommands: [TrainCommand.self, EvalCommand.self, ParamsCommand.self, InspectCommand.self, ExportCommand.self,
-                      ConfigCommand.self])
+                      ConfigCommand.self, MakeDetectionCommand.self, EvalCOCOCommand.self])
 
     public init() {}
 }
