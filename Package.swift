@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
-        .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection", "LorsTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",

@@ -1,26 +1,15 @@
 import CZlib
 import LorsCheckpoint
+import LorsTestSupport
 import XCTest
 
 /// `CRC32` (libdeflate's `libdeflate_crc32`) against zlib's `crc32` on random bytes: every length class around the
 /// 16- and 64-byte folding blocks, unaligned starts, a buffer over 1 MiB, and incremental (`continuing:`) updates.
 /// The bytes come from a fresh random seed each run; the seed is in every failure message.
 final class ChecksumLibdeflateTests: XCTestCase {
-    /// SplitMix64, so a failing run can be replayed from its seed.
-    private struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private let seed = UInt64.random(in: .min ... .max)
 
-    private func randomBytes(_ count: Int, _ generator: inout SeededGenerator) -> [UInt8] {
+    private func randomBytes(_ count: Int, _ generator: inout SplitMix) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes { raw in
             var i = 0
@@ -55,7 +44,7 @@ final class ChecksumLibdeflateTests: XCTestCase {
     }
 
     func testRandomBuffersOfManyLengthsAndUnalignedStartsMatchZlib() {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix(seed: seed)
         let lengths = [0, 1, 2, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 127, 128, 129, 255, 256, 257,
                        1000, 1023, 1024, 1025, 4095, 4096, 4097, 65_535, 65_537, (1 << 20) + 3]
         let maxOffset = 17
@@ -74,7 +63,7 @@ final class ChecksumLibdeflateTests: XCTestCase {
     }
 
     func testChunkedUpdatesMatchZlib() {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix(seed: seed)
         let bytes = randomBytes((1 << 20) + 3, &generator)
         bytes.withUnsafeBytes { all in
             let whole = zlibCRC(all)
@@ -104,7 +93,7 @@ final class ChecksumLibdeflateTests: XCTestCase {
     }
 
     func testFloatChecksumsAndThreadedChecksumsOfUnalignedBuffersMatchZlib() {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix(seed: seed)
         let floats = (0..<((1 << 18) + 5)).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: generator.next())) }
         floats.withUnsafeBufferPointer { values in
             let raw = UnsafeRawBufferPointer(values)
@@ -124,7 +113,7 @@ final class ChecksumLibdeflateTests: XCTestCase {
     }
 
     func testOneFlippedBitChangesTheChecksum() {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix(seed: seed)
         var bytes = randomBytes(4099, &generator)
         let before = CRC32.checksum(bytes: bytes)
         let index = Int.random(in: bytes.indices, using: &generator)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LorsTestSupport
 
 /// `lors eval-coco` as a user runs it (the `lors` executable built next to the test bundle): the summary lines and
 /// `--json` for both maxDets modes, and bad input as one `lors: error: ...` line with exit status 1.
@@ -10,19 +11,6 @@ final class COCOEvalCommandTests: XCTestCase {
         let stderr: String
     }
 
-    func lorsExecutable() throws -> String {
-        var directory = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
-        let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors")
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            struct MissingExecutable: Error, CustomStringConvertible {
-                let path: String
-                var description: String { "no lors executable at \(path) (swift build --build-tests builds it)" }
-            }
-            throw MissingExecutable(path: path)
-        }
-        return path
-    }
 
     func lors(_ arguments: [String]) throws -> Result {
         let process = Process()

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import LorsTestSupport
 import LorsTraining
 
 /// Signals across processes: `SignalForwarding.runChild` (the `lors train --np` launcher's helper) with a shell
@@ -100,21 +101,6 @@ final class SignalProcessTests: XCTestCase {
     }
 
     // MARK: - the lors executable
-
-    private func lorsExecutable() throws -> String {
-        let bundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        var directory = bundle
-        while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
-        let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors")
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            struct MissingExecutable: Error, CustomStringConvertible {
-                let path: String
-                var description: String { "no lors executable at \(path) (swift build --build-tests builds it)" }
-            }
-            throw MissingExecutable(path: path)
-        }
-        return path
-    }
 
     /// Starts `lors train` on a long tiny run and waits for its first metrics line.
     private func startTraining(environment: [String: String] = [:]) throws -> (Process, Pipe, String) {

@@ -1,0 +1,37 @@
+import Foundation
+
+/// SplitMix64: a small deterministic generator for test shapes and bytes, replayable from its seed.
+public struct SplitMix: RandomNumberGenerator {
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform integer in `lo...hi`.
+    public mutating func int(_ lo: Int, _ hi: Int) -> Int { lo + Int(next() % UInt64(hi - lo + 1)) }
+
+    /// A uniform float in [-1, 1).
+    public mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+}
+
+/// No `lors` executable beside the test bundle.
+public struct MissingLorsExecutable: Error, CustomStringConvertible {
+    public let path: String
+    public var description: String { "no lors executable at \(path) (swift build --build-tests builds it)" }
+}
+
+/// The `lors` executable of this build (beside the `.xctest` bundle); throws when it was not built.
+public func lorsExecutable() throws -> String {
+    var directory = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
+    let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors")
+    guard FileManager.default.isExecutableFile(atPath: path) else { throw MissingLorsExecutable(path: path) }
+    return path
+}
