@@ -94,6 +94,7 @@ let package = Package(
         // One MPI rank of a data-parallel run (mpirun -np N lors-worker --config ...).
         .executableTarget(name: "lors-worker", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsNative", "LorsModels", "LorsOptim",
+                                                           "LorsDetection", "LorsImage",
                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Test helpers shared by the test targets (assertClose, gradient checks).

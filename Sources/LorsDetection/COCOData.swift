@@ -106,7 +106,10 @@ public struct COCOGroundTruth: Sendable {
 
     /// Reads and checks instances JSON; `source` names it in messages.
     public static func parse(_ bytes: [UInt8], source: String) throws -> COCOGroundTruth {
-        var scanner = JSONScanner(bytes: bytes, source: source)
+        try JSONScanner.scan(bytes, source: source) { scanner in try parse(&scanner, source: source) }
+    }
+
+    private static func parse(_ scanner: inout JSONScanner, source: String) throws -> COCOGroundTruth {
         guard scanner.peekKind() == .object else {
             if scanner.peekKind() == nil { _ = try scanner.value() }  // a syntax error, reported with its position
             throw COCOError("\(source): the top level is not an object (a COCO instances file has images, annotations, categories)")
@@ -186,7 +189,13 @@ public enum COCODetections {
     /// Reads and checks results JSON; `source` names it in messages.
     public static func parse(_ bytes: [UInt8], source: String, groundTruth: COCOGroundTruth,
                              groundTruthSource: String? = nil) throws -> [COCODetection] {
-        var scanner = JSONScanner(bytes: bytes, source: source)
+        try JSONScanner.scan(bytes, source: source) { scanner in
+            try parse(&scanner, source: source, groundTruth: groundTruth, groundTruthSource: groundTruthSource)
+        }
+    }
+
+    private static func parse(_ scanner: inout JSONScanner, source: String, groundTruth: COCOGroundTruth,
+                              groundTruthSource: String?) throws -> [COCODetection] {
         guard scanner.peekKind() == .array else {
             if scanner.peekKind() == nil { _ = try scanner.value() }
             throw COCOError("\(source): the top level is not an array (a results file is a list of detections)")
@@ -277,6 +286,12 @@ struct RecordFields {
         return number.value
     }
 
+    func string(_ key: String) throws -> String {
+        let value = try present(key)
+        guard case .string(let text) = value else { throw wrongType(key, "a string", value) }
+        return text
+    }
+
     func optionalString(_ key: String) throws -> String? {
         guard let value = optional(key) else { return nil }
         if case .string(let text) = value { return text }
@@ -310,9 +325,9 @@ struct RecordFields {
 
 /// Reads an array of record objects, keeping only `keys` of each (a repeated key keeps its last value, as Python's
 /// json does) and calling `record` with the index and the fields. `list` names the array in messages
-/// ("annotations"); nil for a top-level array.
+/// ("annotations"); nil for a top-level array. `scanned` is called after each record with the scanner's offset.
 func readRecords(_ scanner: inout JSONScanner, source: String, list: String?, keys: [String],
-                 _ record: (Int, inout RecordFields) throws -> Void) throws {
+                 scanned: (Int) -> Void = { _ in }, _ record: (Int, inout RecordFields) throws -> Void) throws {
     guard scanner.peekKind() == .array else {
         let found = try scanner.value()
         throw COCOError("\(source): \(list.map { "'\($0)'" } ?? "the top level") must be an array, not \(found.kindDescription)")
@@ -332,5 +347,6 @@ func readRecords(_ scanner: inout JSONScanner, source: String, list: String?, ke
             }
         }
         try record(index, &fields)
+        scanned(scanner.offset)
     }
 }

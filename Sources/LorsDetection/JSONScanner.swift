@@ -35,15 +35,25 @@ struct JSONScanner {
     /// The kind of the next value, judged from its first byte.
     enum Kind { case object, array, string, number, literal }
 
-    let bytes: [UInt8]
+    /// The text; the caller keeps it alive while the scanner is used (`scan(_:source:_:)` does for an array, a
+    /// `MappedFile` for a memory-mapped file).
+    let bytes: UnsafeBufferPointer<UInt8>
     /// The file name used in messages.
     let source: String
     private(set) var offset = 0
     private var depth = 0
     private static let maximumDepth = 512
 
-    init(bytes: [UInt8], source: String) {
-        self.bytes = bytes
+    /// Runs `body` with a scanner over `bytes`; the scanner must not outlive the call.
+    static func scan<Result>(_ bytes: [UInt8], source: String, _ body: (inout JSONScanner) throws -> Result) throws -> Result {
+        try bytes.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer: buffer, source: source)
+            return try body(&scanner)
+        }
+    }
+
+    init(buffer: UnsafeBufferPointer<UInt8>, source: String) {
+        self.bytes = buffer
         self.source = source
         // A UTF-8 byte order mark is allowed before the text (Python's json refuses it in a str, accepts it in bytes).
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { offset = 3 }

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import LorsCLI
+import LorsDetection
+import LorsImage
+import LorsNative
+
+/// `lors-bench data`: the COCO dataset index a run builds before training, and image decoding.
+///
+/// - `--coco-json PATH`: reads `COCODetectionIndex` from an instances file (mmdetection's training filters, or
+///   `--test-mode`) and reports the seconds, the process's peak resident memory after reading (VmHWM), what was kept
+///   and dropped, and the size of the serialized index one rank sends to the others (with the seconds to write it
+///   and read it back).
+/// - `--images DIR --annotations JSON`: decodes the index's images (test mode: every image, in file order, the first
+///   `--limit`) from DIR through LorsImage as RGB, with 1 thread and then 2 threads (each image decoded whole by one
+///   thread); the figure is file read + decode only, the transform pipeline (resize, flip, normalize) is not part of
+///   it yet. The files are read once untimed first, so both figures see a warm page cache.
+struct DataBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "COCO index load time and memory (--coco-json), or image decode rate (--images --annotations).")
+    @Option(help: "A COCO instances JSON file: time and memory of reading its index.") var cocoJson: String?
+    @Option(help: "A directory of images (with --annotations): decode images/s with 1 and 2 threads.") var images: String?
+    @Option(help: "The instances JSON naming the images under --images.") var annotations: String?
+    @Option(help: "Images decoded per pass (--images).") var limit: Int = 1000
+    @Flag(help: "Keep every image (validation): no empty-image or size filter (--coco-json).") var testMode = false
+    @Option(help: "Drop training images whose shorter side is below this (--coco-json).") var minSize: Int = 32
+    @Flag(help: "Keep training images that no annotation refers to (--coco-json).") var keepEmpty = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        if cocoJson != nil {
+            guard images == nil, annotations == nil else { throw ValidationError("--coco-json goes alone, without --images/--annotations") }
+        } else {
+            guard images != nil, annotations != nil else { throw ValidationError("give --coco-json PATH, or --images DIR with --annotations JSON") }
+            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        }
+    }
+
+    func run() throws {
+        if let cocoJson { try indexBench(cocoJson) } else if let images, let annotations { try decodeBench(images, annotations) }
+    }
+
+    private func indexBench(_ path: String) throws {
+        let options = COCODetectionIndex.Options(filterEmptyGT: !keepEmpty, minImageSize: minSize, testMode: testMode)
+        var index: COCODetectionIndex!
+        let loadSeconds = try time { index = try COCODetectionIndex(path: path, options: options) }
+        let peak = ProcessStats.peakRSSMB
+        var bytes: [UInt8] = []
+        let serializeSeconds = time { bytes = index.serialized() }
+        var copy: COCODetectionIndex!
+        let deserializeSeconds = try time { copy = try COCODetectionIndex(serialized: bytes) }
+        guard copy == index else { throw ValidationError("the serialized index did not read back equal") }
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let c = index.counts
+        let report: JSONObject = [
+            "coco_json": .string(path), "file_bytes": .int(fileBytes), "mode": .string(testMode ? "test" : "train"),
+            "filter_empty_gt": .bool(!testMode && !keepEmpty), "min_size": .int(testMode ? 0 : minSize),
+            "seconds": .double(loadSeconds), "mb_per_s": .double(Double(fileBytes) / 1e6 / loadSeconds), "peak_rss_mb": .double(peak),
+            "images_in_file": .int(c.imagesInFile), "images_kept": .int(index.count),
+            "images_dropped_empty": .int(c.imagesDroppedEmpty), "images_dropped_small": .int(c.imagesDroppedSmall),
+            "images_kept_without_boxes": .int(c.imagesKeptWithoutBoxes),
+            "annotations_in_file": .int(c.annotationsInFile), "boxes": .int(c.boxes), "ignored_boxes": .int(c.ignoredBoxes),
+            "annotations_skipped": .int(c.annotationsSkipped), "annotations_of_dropped_images": .int(c.annotationsOfDroppedImages),
+            "classes": .int(index.classCount), "serialized_bytes": .int(bytes.count),
+            "serialize_s": .double(serializeSeconds), "deserialize_s": .double(deserializeSeconds),
+        ]
+        if json { print(report.text(.indented)); return }
+        print(String(format: "%@ (%.1f MB, %@ mode): index read in %.2f s (%.0f MB/s), peak RSS %.0f MB", path, Double(fileBytes) / 1e6,
+                     testMode ? "test" : "train", loadSeconds, Double(fileBytes) / 1e6 / loadSeconds, peak))
+        print("images: \(c.imagesInFile) in the file, \(index.count) kept, \(c.imagesDroppedEmpty) dropped without annotations, "
+              + "\(c.imagesDroppedSmall) dropped below \(minSize) px; \(c.imagesKeptWithoutBoxes) kept without boxes")
+        print("annotations: \(c.annotationsInFile) in the file, \(c.boxes) boxes, \(c.ignoredBoxes) ignored (crowd), "
+              + "\(c.annotationsSkipped) skipped (ignore, outside, area <= 0, w or h < 1), \(c.annotationsOfDroppedImages) on dropped images")
+        print(String(format: "serialized index: %d bytes (%.2f MB), written in %.3f s, read back in %.3f s; %d classes", bytes.count,
+                     Double(bytes.count) / 1e6, serializeSeconds, deserializeSeconds, index.classCount))
+    }
+
+    private func decodeBench(_ directory: String, _ annotations: String) throws {
+        let index = try COCODetectionIndex(path: annotations, options: .test)
+        let paths = (0..<min(limit, index.count)).map { (directory as NSString).appendingPathComponent(index.fileName($0)) }
+        guard !paths.isEmpty else { throw ValidationError("\(annotations) lists no images") }
+        for path in paths { _ = FileManager.default.contents(atPath: path) }  // warm the page cache, untimed
+        _ = try ByteImage.read(contentsOf: paths[0], channels: 3)  // one untimed decode: the codecs' first-use setup
+        var rates: [(threads: Int, imagesPerSecond: Double, megapixelsPerSecond: Double)] = []
+        for threads in [1, 2] {
+            let failures = Failures()
+            let counted = PixelCount()
+            let seconds = time {
+                DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                    var local = 0
+                    for k in stride(from: worker, to: paths.count, by: threads) {
+                        do {
+                            let image = try ByteImage.read(contentsOf: paths[k], channels: 3)
+                            local += image.width * image.height
+                        } catch {
+                            failures.record(error)
+                            return
+                        }
+                    }
+                    counted.add(local)
+                }
+            }
+            if let error = failures.first { throw error }
+            rates.append((threads, Double(paths.count) / seconds, Double(counted.total) / 1e6 / seconds))
+        }
+        let note = "file read + decode to RGB only; the transform pipeline (resize, flip, normalize) is not part of the figure yet"
+        if json {
+            let report: JSONObject = [
+                "images_dir": .string(directory), "annotations": .string(annotations), "images": .int(paths.count),
+                "decode": .array(rates.map { ["threads": .int($0.threads), "images_per_s": .double($0.imagesPerSecond),
+                                              "megapixels_per_s": .double($0.megapixelsPerSecond)] }),
+                "note": .string(note),
+            ]
+            print(report.text(.indented))
+            return
+        }
+        for rate in rates {
+            print(String(format: "%d image(s) of %@, %d thread(s): %.0f images/s (%.1f Mpixel/s)", paths.count, directory, rate.threads,
+                         rate.imagesPerSecond, rate.megapixelsPerSecond))
+        }
+        print("(\(note))")
+    }
+}
+
+private func time(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// The first error of the decoding threads.
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var first: Error?
+    func record(_ error: Error) { lock.withLock { if first == nil { first = error } } }
+}
+
+private final class PixelCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    var total: Int { lock.withLock { value } }
+    func add(_ count: Int) { lock.withLock { value += count } }
+}
