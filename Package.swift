@@ -79,7 +79,7 @@ let package = Package(
         // 8-bit images: PNG and JPEG decoding and encoding, atomic image files.
         .target(name: "LorsImage", dependencies: ["CTurboJPEG", "CPNG"]),
         // Datasets (Fashion-MNIST IDX, CIFAR-100 binary), augmentations, metrics, the synthetic detection set.
-        .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative", "LorsImage"]),
+        .target(name: "LorsData", dependencies: ["LorsTensor", "LorsNative", "LorsImage", "LorsDetection"]),
         // COCO instances and detection results JSON, box AP/AR with pycocotools' COCOeval rules.
         .target(name: "LorsDetection"),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
@@ -109,7 +109,7 @@ let package = Package(
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
         .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection", "LorsTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsTestSupport"],
+        .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsDetection", "LorsTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
                                                             "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")]),
