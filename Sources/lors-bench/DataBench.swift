@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LorsCLI
+import LorsData
 import LorsDetection
 import LorsImage
 import LorsNative
@@ -14,11 +15,13 @@ import LorsNative
 ///   and read it back).
 /// - `--images DIR --annotations JSON`: decodes the index's images (test mode: every image, in file order, the first
 ///   `--limit`) from DIR through LorsImage as RGB, with 1 thread and then 2 threads (each image decoded whole by one
-///   thread); the figure is file read + decode only, the transform pipeline (resize, flip, normalize) is not part of
-///   it yet. The files are read once untimed first, so both figures see a warm page cache.
+///   thread): file read + decode only. Then the same images through `DetectionLoader` with 1 and 2 worker threads:
+///   decode + the standard training pipeline (random flip, keep-ratio resize to 1333×800 with OpenCV's bilinear
+///   arithmetic, normalisation, zero padding to a multiple of 32), in batches of 2. The files are read once untimed
+///   first, so every figure sees a warm page cache.
 struct DataBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "COCO index load time and memory (--coco-json), or image decode rate (--images --annotations).")
+        commandName: "data", abstract: "COCO index load time and memory (--coco-json), or image decode and pipeline rates (--images --annotations).")
     @Option(help: "A COCO instances JSON file: time and memory of reading its index.") var cocoJson: String?
     @Option(help: "A directory of images (with --annotations): decode images/s with 1 and 2 threads.") var images: String?
     @Option(help: "The instances JSON naming the images under --images.") var annotations: String?
@@ -104,20 +107,37 @@ struct DataBench: ParsableCommand {
             if let error = failures.first { throw error }
             rates.append((threads, Double(paths.count) / seconds, Double(counted.total) / 1e6 / seconds))
         }
-        let note = "file read + decode to RGB only; the transform pipeline (resize, flip, normalize) is not part of the figure yet"
+        // Decode + the standard training pipeline, through the loader with 1 and 2 workers.
+        let assembler = DetectionBatchAssembler(index: index, imageDirectory: directory, pipeline: .standard, seed: 0)
+        let count = paths.count
+        let batches = stride(from: 0, to: count, by: 2).map { Array($0..<min($0 + 2, count)) }
+        var pipelineRates: [(workers: Int, imagesPerSecond: Double)] = []
+        for workers in [1, 2] {
+            let loader = DetectionLoader(assembler: assembler, globalBatches: batches, epoch: 0, numWorkers: workers, prefetch: 2)
+            var delivered = 0
+            let seconds = try time { while let batch = try loader.next() { delivered += batch.imageIndices.count } }
+            guard delivered == count else { throw ValidationError("the loader delivered \(delivered) of \(count) images") }
+            pipelineRates.append((workers, Double(count) / seconds))
+        }
+        let note = "decode: file read + decode to RGB; pipeline: decode + flip, resize to 1333x800, normalize, pad to 32 (DetectionLoader)"
         if json {
             let report: JSONObject = [
                 "images_dir": .string(directory), "annotations": .string(annotations), "images": .int(paths.count),
                 "decode": .array(rates.map { ["threads": .int($0.threads), "images_per_s": .double($0.imagesPerSecond),
                                               "megapixels_per_s": .double($0.megapixelsPerSecond)] }),
+                "pipeline": .array(pipelineRates.map { ["workers": .int($0.workers), "images_per_s": .double($0.imagesPerSecond)] }),
                 "note": .string(note),
             ]
             print(report.text(.indented))
             return
         }
         for rate in rates {
-            print(String(format: "%d image(s) of %@, %d thread(s): %.0f images/s (%.1f Mpixel/s)", paths.count, directory, rate.threads,
-                         rate.imagesPerSecond, rate.megapixelsPerSecond))
+            print(String(format: "decode only: %d image(s) of %@, %d thread(s): %.0f images/s (%.1f Mpixel/s)", paths.count, directory,
+                         rate.threads, rate.imagesPerSecond, rate.megapixelsPerSecond))
+        }
+        for rate in pipelineRates {
+            print(String(format: "decode + standard pipeline: %d image(s), %d worker(s): %.1f images/s", paths.count, rate.workers,
+                         rate.imagesPerSecond))
         }
         print("(\(note))")
     }
