@@ -27,9 +27,10 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 }
 
-/// Engine matmul vs raw cblas_sgemm for square sizes.
+/// Engine matmul vs raw cblas_sgemm for square sizes, both on the same number of threads: the raw call runs on
+/// OpenBLAS's own threads (set to `--threads` around it; the engine otherwise keeps OpenBLAS single-threaded).
 struct SgemmBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sgemm", abstract: "Engine matmul vs raw cblas_sgemm, N×N×N.")
+    static let configuration = CommandConfiguration(commandName: "sgemm", abstract: "Engine matmul vs raw cblas_sgemm (OpenBLAS's own threading), N×N×N, same threads.")
     @OptionGroup var threads: ThreadOptions
     @Option(help: "Comma-separated sizes.") var sizes: String = "256,512,1024,2048"
     @Option(help: "Repetitions per size (median reported).") var repeats: Int = 5
@@ -46,10 +47,12 @@ struct SgemmBench: ParsableCommand {
             var raw: [Double] = [], engine: [Double] = []
             _ = a.matmul(b)
             for _ in 0..<repeats {
+                openblas_set_num_threads(Int32(Threading.threads))
                 raw.append(seconds {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n),
                                 b.pointer, Int32(n), 0, c.pointer, Int32(n))
                 })
+                openblas_set_num_threads(1)
                 engine.append(seconds { _ = withoutGradients { a.matmul(b) } })
             }
             let rawG = flop / median(raw) / 1e9, engG = flop / median(engine) / 1e9
