@@ -16,7 +16,7 @@ import LorsTensor
 /// fires it once per backward, after the parameter's *last* use has been back-propagated, so a
 /// shared weight is final only after every layer contributed. A bucket is ready when all its
 /// parameters are final; ready buckets are started (non-blocking all-reduce) strictly in bucket
-/// order, so every rank issues the same collectives in the same order whatever order the hooks
+/// order, so every rank starts the same collectives in the same order whatever order the hooks
 /// fire in. Every hook also tests the outstanding requests (drives MPI progress). `finish()`
 /// starts what never became ready (parameters not used by this forward keep zero gradients and
 /// are still reduced) and waits for everything. Each gradient is therefore reduced exactly once
