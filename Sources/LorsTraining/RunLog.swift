@@ -31,12 +31,11 @@ public struct RunLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let explicit { merged.merge(explicit) { _, new in new } }
-        output.write(RunLogHandler.line(level: level, message: "\(message)", metadata: merged, date: Date()))
+        if let explicit = event.metadata { merged.merge(explicit) { _, new in new } }
+        output.write(RunLogHandler.line(level: event.level, message: "\(event.message)", metadata: merged, date: Date()))
     }
 
     /// The text of one record (without the newline).
