@@ -206,13 +206,9 @@ final class COCODetectionIndexTests: XCTestCase {
     func testCountsOfAMakeDetectionSetEqualItsJSON() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lors-coco-index-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try lorsExecutable())
-        process.arguments = ["make-detection", "--out", directory.path, "--train", "40", "--val", "10", "--size", "96", "--format", "jpeg"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
+        let made = try runLors(["make-detection", "--out", directory.path, "--train", "40", "--val", "10", "--size", "96",
+                                "--format", "jpeg"])
+        XCTAssertEqual(made.status, 0, made.stderr)
         for split in ["train", "val"] {
             let path = directory.appendingPathComponent("annotations/instances_\(split).json").path
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])

@@ -5,26 +5,7 @@ import LorsTestSupport
 /// `lors eval-coco` as a user runs it (the `lors` executable built next to the test bundle): the summary lines and
 /// `--json` for both maxDets modes, and bad input as one `lors: error: ...` line with exit status 1.
 final class COCOEvalCommandTests: XCTestCase {
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-
-    func lors(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try lorsExecutable())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    func lors(_ arguments: [String]) throws -> LorsRun { try runLors(arguments) }
 
     var directory: URL!
 

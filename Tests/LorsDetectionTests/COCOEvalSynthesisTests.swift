@@ -22,18 +22,7 @@ final class COCOEvalSynthesisTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func lors(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try lorsExecutable())
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
+    func lors(_ arguments: [String]) throws -> LorsRun { try runLors(arguments) }
 
     func testEvalCOCOEqualsPycocotoolsOnAGeneratedValSplit() throws {
         guard FileManager.default.fileExists(atPath: Self.fashionMNIST + "/t10k-images-idx3-ubyte.gz") else {

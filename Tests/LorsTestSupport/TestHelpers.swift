@@ -35,3 +35,25 @@ public func lorsExecutable() throws -> String {
     guard FileManager.default.isExecutableFile(atPath: path) else { throw MissingLorsExecutable(path: path) }
     return path
 }
+
+/// What a run of the `lors` executable printed and how it ended.
+public struct LorsRun {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+/// Runs the `lors` executable of this build with `arguments` and waits for it.
+public func runLors(_ arguments: [String]) throws -> LorsRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try lorsExecutable())
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return LorsRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+}
