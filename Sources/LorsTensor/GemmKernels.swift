@@ -45,8 +45,6 @@ extension CPUBackend: GemmKernels {
                      b: UnsafePointer<Float>, ldb: Int, strideB: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
         if m == 0 || n == 0 || batch == 0 { return }
-        let ta = transposeA ? CblasTrans : CblasNoTrans
-        let tb = transposeB ? CblasTrans : CblasNoTrans
         if k == 0 {
             for bi in 0..<batch {
                 for i in 0..<m {
@@ -58,7 +56,7 @@ extension CPUBackend: GemmKernels {
         }
         let threads = Threading.threads
         func item(_ bi: Int, rows lo: Int, _ hi: Int) {
-            gemmRegularPath(ta: ta, tb: tb, transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: n, k: k,
+            gemmRegularPath(transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: n, k: k,
                             alpha: alpha, a: a + bi * strideA + (transposeA ? lo : lo * lda), lda: lda,
                             b: b + bi * strideB, ldb: ldb, beta: beta, c: c + bi * strideC + lo * ldc, ldc: ldc)
         }
@@ -144,15 +142,15 @@ public enum MatrixProductCounter {
 /// the whole would round differently. C is zeroed and β = 1 passed instead, which the regular kernel computes as
 /// 0 + Σ: the same bits as β = 0.
 @inline(__always)
-func gemmRegularPath(ta: CBLAS_TRANSPOSE, tb: CBLAS_TRANSPOSE, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                     alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
-                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+func gemmRegularPath(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+                     lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     var beta = beta
     if beta == 0 && alpha == 1 && !transposeA && !transposeB {
         for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
         beta = 1
     }
-    sgemm(ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    sgemm(transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+          alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// Splits `0..<extent` into one contiguous range per thread (at most `threads` of them), each starting at a multiple

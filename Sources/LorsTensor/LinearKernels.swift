@@ -47,7 +47,7 @@ extension CPUBackend: LinearKernels {
         forEachRowBlock(rows: rows, rowFloats: inFeatures, flopsPerRow: 2 * inFeatures * outFeatures) { r0, r1 in
             let block = gradIn + r0 * inFeatures, count = (r1 - r0) * inFeatures
             if outFeatures > 0 {
-                gemmRegularPath(ta: CblasNoTrans, tb: CblasNoTrans, transposeA: false, transposeB: false, m: r1 - r0, n: inFeatures,
+                gemmRegularPath(transposeA: false, transposeB: false, m: r1 - r0, n: inFeatures,
                                 k: outFeatures, alpha: 1, a: gradOut + r0 * outFeatures, lda: outFeatures, b: weight,
                                 ldb: inFeatures, beta: 0, c: block, ldc: inFeatures)
             } else {

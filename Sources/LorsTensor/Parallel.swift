@@ -17,11 +17,10 @@ public enum Threading {
     /// Number of worker threads used by kernels.
     public static var threads: Int { _threads }
 
-    /// Sets the thread count for kernels; `0` selects all cores. OpenBLAS is kept single-threaded.
+    /// Sets the thread count for kernels; `0` selects all cores. (OpenBLAS stays single-threaded: the first access to
+    /// `_threads`, this assignment included, has set it.)
     public static func setThreads(_ n: Int) {
-        let count = n > 0 ? n : ProcessInfo.processInfo.activeProcessorCount
-        _threads = count
-        openblas_set_num_threads(1)
+        _threads = n > 0 ? n : ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// Applies `LORS_NUM_THREADS` (or all cores) once at start-up and makes OpenBLAS single-threaded.
