@@ -267,13 +267,15 @@ private func prewarmPageCache(directory: String, rank: Int, bytes: Int) throws {
     try writeChunks(fd, path: path, chunk: [UInt8](repeating: 1, count: chunkBytes), bytes: bytes, offset: 0)
 }
 
-/// `bytes` at file `offset`, as pwrites of `chunk` (the last one cut short).
-private func writeChunks(_ fd: Int32, path: String, chunk: [UInt8], bytes: Int, offset: Int) throws {
+/// `bytes` at file `offset`, as pwrites of `chunk` (the last one cut short); `wrote(offset, bytes)` after each.
+private func writeChunks(_ fd: Int32, path: String, chunk: [UInt8], bytes: Int, offset: Int,
+                         wrote: (Int, Int) -> Void = { _, _ in }) throws {
     var done = 0
     while done < bytes {
         let n = min(bytes - done, chunk.count)
         let written = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, n, off_t(offset + done)) }
         guard written == n else { throw ValidationError("short write to \(path)") }
+        wrote(offset + done, n)
         done += n
     }
 }
@@ -288,18 +290,8 @@ private func rawWrite(_ path: String, bytes: Int, offset: Int, writeBehind: Bool
     for i in 0..<chunk.count { chunk[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
     let behind = writeBehind ? WriteBehind(path: path) : nil
     let write = try seconds {
-        if let behind {
-            var done = 0
-            while done < bytes {
-                let n = min(chunkBytes, bytes - done)
-                try writeChunks(fd, path: path, chunk: chunk, bytes: n, offset: offset + done)
-                behind.wrote(offset: offset + done, bytes: n)
-                done += n
-            }
-            behind.finish()
-        } else {
-            try writeChunks(fd, path: path, chunk: chunk, bytes: bytes, offset: offset)
-        }
+        try writeChunks(fd, path: path, chunk: chunk, bytes: bytes, offset: offset) { behind?.wrote(offset: $0, bytes: $1) }
+        behind?.finish()
     }
     let flush = try seconds { guard fsync(fd) == 0 else { throw ValidationError("fsync \(path) failed") } }
     return (write, flush)
