@@ -150,13 +150,15 @@ if ! python3 -c "import matplotlib" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check matplotlib >/dev/null 2>&1 || true
 fi
 echo "test.sh: scripts/test_plot_curves.py"
-if python3 scripts/test_plot_curves.py >/dev/null; then
+curves_log="$(mktemp)"
+if python3 scripts/test_plot_curves.py >"$curves_log" 2>&1; then
     echo "test.sh: PASSED scripts/test_plot_curves.py"
 else
     curves_status=1
-    python3 scripts/test_plot_curves.py >&2 || true
+    cat "$curves_log" >&2
     echo "test.sh: FAILED scripts/test_plot_curves.py" >&2
 fi
+rm -f "$curves_log"
 
 # Checkpoint end-to-end: train 4 steps of a LORS ViT on the synthetic set, inspect the checkpoint, export it with
 # --merge-lors (plus our logits for a fixed input), then scripts/check_export.py reads /model/... with h5py at the
