@@ -8,6 +8,7 @@
 #    and that a world size that does not divide the batch fails with both numbers,
 # 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
 #    and checks the curve plotter on fake runs (scripts/test_plot_curves.py, matplotlib),
+#    and that no file points outside the repository or speaks of an issue tracker (scripts/check_stands_alone.sh),
 # 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
 # 7. runs `lors-bench checkpoint` under mpirun -np 2 on a small model and checks its JSON (check_checkpoint_bench.py),
 #    then cluster/test-resume-ranks.sh (a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
@@ -142,6 +143,10 @@ else
     echo "test.sh: FAILED tiny train + TensorBoard check (exit status $tensorboard_status; work dir $tb_work_dir)" >&2
 fi
 [ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
+
+# The repository stands alone: no file points to documents outside it or speaks of an issue tracker.
+standalone_status=0
+bash scripts/check_stands_alone.sh || standalone_status=1
 
 # The curve plotter (scripts/plot_curves.py, matplotlib) on fake metrics.jsonl files: PNGs written, missing runs fail.
 curves_status=0
@@ -308,7 +313,7 @@ rm -f "$swift_test_log"
 
 if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$kernels_status" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
         || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ] \
-        || [ "$curves_status" -ne 0 ] || [ "$skip_status" -ne 0 ]; then
+        || [ "$curves_status" -ne 0 ] || [ "$skip_status" -ne 0 ] || [ "$standalone_status" -ne 0 ]; then
     exit 1
 fi
 exit "$swift_test_status"
