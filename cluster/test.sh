@@ -8,7 +8,7 @@
 #    and that a world size that does not divide the batch fails with both numbers,
 # 5. runs a tiny `lors train` and checks its TensorBoard files with TensorBoard's reader (scripts/check_tensorboard.py),
 #    and checks the curve plotter on fake runs (scripts/test_plot_curves.py, matplotlib),
-#    and that no file points outside the repository or speaks of an issue tracker (scripts/check_stands_alone.sh),
+#    and that no file points outside the repository or uses tracker wording (scripts/check_stands_alone.sh),
 # 6. trains 4 steps of a LORS ViT, exports it merged and checks checkpoint + export with h5py/PyTorch (check_export.py),
 # 7. runs `lors-bench checkpoint` under mpirun -np 2 on a small model and checks its JSON (check_checkpoint_bench.py),
 #    then cluster/test-resume-ranks.sh (a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
@@ -144,7 +144,7 @@ else
 fi
 [ "$tensorboard_status" -eq 0 ] && rm -rf "$tb_work_dir"
 
-# The repository stands alone: no file points to documents outside it or speaks of an issue tracker.
+# The repository stands alone: no file points to documents outside it or uses tracker wording.
 standalone_status=0
 bash scripts/check_stands_alone.sh || standalone_status=1
 
