@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "LorsOptimTests", dependencies: ["LorsOptim", "LorsNN", "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsConfigTests", dependencies: ["LorsConfig"]),
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
-        .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
+        .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsData", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
                                                                 "LorsTensor", "LorsTestSupport"]),
         .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
         .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection", "LorsTestSupport"], resources: [.copy("Fixtures")]),

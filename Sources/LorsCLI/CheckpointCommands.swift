@@ -63,12 +63,11 @@ struct EvalCommand: ParsableCommand {
         let result = try CheckpointTools.evaluate(model, config: config, communicator: DataParallelCommunicator(world, config: config))
         guard world.rank == 0 else { return nil }
         let step = reader.metadata.step
-        let record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step), "top1": .double(result.top1),
-                                  "top5": .double(result.top5), "loss": .double(result.loss), "images": .int(result.accuracy.total)]
+        var record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step)]
+        for metric in result.values { record[metric.name] = .double(metric.value) }
+        record["images"] = .int(result.samples)
         if json { return record.text() }
-        return "eval \(checkpoint) (step \(step)) on \(config.string("data.dataset")) test: "
-            + String(format: "top1 %.2f%% top5 %.2f%% loss %.4f (%d images)", 100 * result.top1, 100 * result.top5, result.loss,
-                     result.accuracy.total)
+        return "eval \(checkpoint) (step \(step)) on \(config.string("data.dataset")) test: \(result.text) (\(result.samples) images)"
             + "\n" + record.text()
     }
 }

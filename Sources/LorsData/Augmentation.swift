@@ -64,11 +64,3 @@ public struct SampleAugmentation: Sendable, Equatable {
         }
     }
 }
-
-/// The order of samples in an epoch: a permutation of `0..<count` keyed by (seed, epoch) only,
-/// identical on every rank (the distributed sampler slices it).
-public enum EpochOrder {
-    public static func shuffled(count: Int, seed: UInt64, epoch: Int) -> [Int] {
-        RandomKey(seed: seed, purpose: "shuffle", stream: (UInt64(epoch), 0)).permutation(count)
-    }
-}

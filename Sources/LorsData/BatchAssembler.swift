@@ -32,35 +32,59 @@ public final class BatchAssembler {
         public var mixing: BatchMixing.Decision?
     }
 
-    /// Assembles the samples `indices` (dataset indices) for `epoch`. Batch-level mixing (if configured)
-    /// is keyed by `step` and `firstSample`, the global index of this slice's first sample in the step.
-    public func assemble(_ indices: [Int], epoch: Int, step: Int = 0, firstSample: Int = 0) -> Batch {
-        let b = indices.count, c = dataset.channels, h = dataset.height, w = dataset.width
+    /// Assembles the samples `indices` (dataset indices) for `epoch`, without batch-level mixing partners from
+    /// outside them (evaluation, probes): the global batch is `indices` itself.
+    public func assemble(_ indices: [Int], epoch: Int, step: Int = 0) -> Batch {
+        assemble(globalBatch: indices, positions: 0..<indices.count, epoch: epoch, step: step)
+    }
+
+    /// Assembles positions `positions` of the global batch `globalBatch` (dataset indices) for `epoch`.
+    ///
+    /// Batch-level mixing (if configured) is one decision per global step (keyed by `step`), and sample `i` of the
+    /// global batch mixes with sample `B−1−i` of the GLOBAL batch; the partners outside `positions` are loaded
+    /// and augmented here, so any split of the global batch over ranks and micro-batches gives the same samples.
+    public func assemble(globalBatch: [Int], positions: Range<Int>, epoch: Int, step: Int) -> Batch {
+        let b = positions.count, c = dataset.channels, h = dataset.height, w = dataset.width
         let imageSize = c * h * w
-        if staging.count < b * imageSize { staging = [Float](repeating: 0, count: b * imageSize) }
         let images: Tensor
         if let cached = tensors[b] { images = cached } else { images = Tensor(uninitialized: [b, c, h, w]); tensors[b] = images }
-        var labels = [Int32](repeating: 0, count: b)
-        for (i, index) in indices.enumerated() { labels[i] = dataset.labels[index] }
-        let softTargets: [Float]?
-        var decision: BatchMixing.Decision? = nil
-        let (dataset, augmentation, normalization, seed, mixing) = (self.dataset, self.augmentation, self.normalization, self.seed, self.mixing)
-        softTargets = staging.withUnsafeMutableBufferPointer { buffer -> [Float]? in
+        let labels = positions.map { self.dataset.labels[globalBatch[$0]] }
+        let decision = mixing.isEnabled ? mixing.decide(seed: seed, step: step, height: h, width: w) : nil
+        // The positions whose augmented images are needed: this slice's, and with mixing their partners'.
+        var needed = Array(positions)
+        if decision.map({ $0.mode != .none }) ?? false {
+            needed = Array(Set(needed + positions.map { globalBatch.count - 1 - $0 })).sorted()
+        }
+        let slot = Dictionary(uniqueKeysWithValues: needed.enumerated().map { ($0.element, $0.offset) })
+        if staging.count < needed.count * imageSize { staging = [Float](repeating: 0, count: needed.count * imageSize) }
+        let (dataset, augmentation, normalization, seed) = (self.dataset, self.augmentation, self.normalization, self.seed)
+        var output = [Float](repeating: 0, count: decision == nil ? 0 : b * imageSize)
+        staging.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
-            parallelFor(b, grain: max(1, 16_384 / imageSize)) { start, end in
+            parallelFor(needed.count, grain: max(1, 16_384 / imageSize)) { start, end in
                 for i in start..<end {
-                    augmentation.apply(dataset, index: indices[i], seed: seed, epoch: epoch, normalization: normalization,
+                    augmentation.apply(dataset, index: globalBatch[needed[i]], seed: seed, epoch: epoch, normalization: normalization,
                                        into: base + i * imageSize)
                 }
             }
-            guard mixing.isEnabled else { return nil }
-            let d = mixing.decide(seed: seed, step: step, firstSample: firstSample, height: h, width: w)
-            decision = d
-            return mixing.apply(d, images: base, batch: b, channels: c, height: h, width: w, labels: labels,
-                                classes: dataset.classes)
         }
-        staging.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
-        return Batch(images: images, labels: labels,
-                     softTargets: softTargets.map { Tensor($0, shape: [b, dataset.classes]) }, mixing: decision)
+        var softTargets: Tensor? = nil
+        if let decision {
+            let partners = positions.map { slot[globalBatch.count - 1 - $0] ?? slot[$0]! }
+            let partnerLabels = positions.map { dataset.labels[globalBatch[globalBatch.count - 1 - $0]] }
+            let targets = staging.withUnsafeBufferPointer { source in
+                output.withUnsafeMutableBufferPointer { out in
+                    mixing.apply(decision, images: source.baseAddress!, own: positions.map { slot[$0]! }, partners: partners,
+                                 into: out.baseAddress!, channels: c, height: h, width: w, labels: labels,
+                                 partnerLabels: partnerLabels, classes: dataset.classes)
+                }
+            }
+            softTargets = Tensor(targets, shape: [b, dataset.classes])
+            output.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
+        } else {
+            // Without mixing `needed` is `positions` in order: the staging buffer is the batch.
+            staging.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
+        }
+        return Batch(images: images, labels: labels, softTargets: softTargets, mixing: decision)
     }
 }

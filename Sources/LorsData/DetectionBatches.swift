@@ -3,56 +3,6 @@ import LorsDetection
 import LorsImage
 import LorsTensor
 
-/// Global detection batches grouped by orientation, as mmdetection's `AspectRatioBatchSampler`, but defined over the
-/// GLOBAL batch and a counter-based shuffle, so the batches of an epoch are the same for any number of ranks.
-///
-/// Epoch e: the images are visited in the permutation `RandomKey(seed, "det.sampler", (e, 0)).permutation(n)`; each
-/// goes to the bucket of its orientation (wide: w/h ≥ 1, tall: w/h < 1) and a bucket that reaches `batchSize` images
-/// is emitted as the next global batch. At the end of the epoch each non-empty bucket (fewer than `batchSize` images)
-/// is emitted as one shorter batch, the wide leftover first, then the tall one: every image appears exactly once per
-/// epoch, every batch is of one orientation, and at most two batches per epoch are short. (mmdetection instead
-/// concatenates the two leftovers and cuts them into batches of mixed orientation.) A short batch is sliced over the
-/// ranks by the same rule as a full one, so with fewer samples than ranks some ranks get an empty slice.
-public struct DetectionBatchSampler: Sendable {
-    public let isWide: [Bool]
-    public let batchSize: Int
-    public let seed: UInt64
-
-    public init(widths: [Int32], heights: [Int32], batchSize: Int, seed: UInt64) {
-        precondition(widths.count == heights.count && batchSize > 0, "one width per height and a positive batch size")
-        self.isWide = zip(widths, heights).map { $0 >= $1 }
-        self.batchSize = batchSize
-        self.seed = seed
-    }
-
-    public init(index: COCODetectionIndex, batchSize: Int, seed: UInt64) {
-        self.init(widths: index.widths, heights: index.heights, batchSize: batchSize, seed: seed)
-    }
-
-    /// The global batches of `epoch` (dataset image indices).
-    public func batches(epoch: Int) -> [[Int]] {
-        let order = RandomKey(seed: seed, purpose: "det.sampler", stream: (UInt64(epoch), 0)).permutation(isWide.count)
-        var buckets: [[Int]] = [[], []]
-        var out: [[Int]] = []
-        for image in order {
-            let group = isWide[image] ? 0 : 1
-            buckets[group].append(image)
-            if buckets[group].count == batchSize {
-                out.append(buckets[group])
-                buckets[group].removeAll(keepingCapacity: true)
-            }
-        }
-        for bucket in buckets where !bucket.isEmpty { out.append(bucket) }
-        return out
-    }
-
-    /// Positions `r·B/N ..< (r+1)·B/N` of a global batch of `count` samples that rank `rank` of `worldSize` takes.
-    public static func slice(count: Int, rank: Int, worldSize: Int) -> Range<Int> {
-        precondition(worldSize > 0 && rank >= 0 && rank < worldSize, "rank must be in 0..<worldSize")
-        return (rank * count / worldSize)..<((rank + 1) * count / worldSize)
-    }
-}
-
 /// A decoded image whose size disagrees with the annotations, named with its file and image id.
 public struct DetectionImageError: Error, CustomStringConvertible, Equatable, Sendable {
     public let file: String
@@ -175,7 +125,7 @@ public final class DetectionBatchAssembler: @unchecked Sendable {
     /// Assembles, on this thread, rank `rank`'s slice of the global batch `globalBatch` (dataset indices).
     public func assemble(_ globalBatch: [Int], epoch: Int, rank: Int = 0, worldSize: Int = 1) throws -> DetectionBatch {
         let (H, W) = paddedSize(globalBatch, epoch: epoch)
-        let mine = Array(globalBatch[DetectionBatchSampler.slice(count: globalBatch.count, rank: rank, worldSize: worldSize)])
+        let mine = Array(globalBatch[DistributedSampler.slice(count: globalBatch.count, rank: rank, worldSize: worldSize)])
         let plane = 3 * H * W
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, mine.count * plane))
         defer { buffer.deallocate() }

@@ -82,7 +82,7 @@ public final class DetectionLoader: @unchecked Sendable {
         if let p = pending[k] { return p }
         let global = globalBatches[k]
         let (h, w) = assembler.paddedSize(global, epoch: epoch)
-        let mine = Array(global[DetectionBatchSampler.slice(count: global.count, rank: rank, worldSize: worldSize)])
+        let mine = Array(global[DistributedSampler.slice(count: global.count, rank: rank, worldSize: worldSize)])
         let p = Pending(indices: mine, height: h, width: w)
         pending[k] = p
         return p

@@ -46,9 +46,9 @@ public struct CounterStream {
     public mutating func integer(below n: Int) -> Int { min(n - 1, Int(uniform() * Double(n))) }
 }
 
-/// Batch-level Mixup / CutMix with timm's `Mixup(mode="batch")` semantics: with probability
-/// `mixProb` the batch is mixed with its reverse (sample i with sample B−1−i of the *rank's slice*,
-/// the documented exception to rank-layout independence); CutMix is chosen with probability
+/// Batch-level Mixup / CutMix with timm's `Mixup(mode="batch")` semantics over the GLOBAL batch: with probability
+/// `mixProb` the global batch is mixed with its reverse (sample i with sample B−1−i of the global batch, one
+/// decision per optimizer step), so any world size and any number of micro-batches give the same samples; CutMix is chosen with probability
 /// `switchProb` when both alphas are > 0; λ ~ Beta(α, α); CutMix pastes a box of area ≈ (1 − λ)
 /// (clipped at the border) and corrects λ to the pasted area. Targets become
 /// `λ · onehot(y) + (1 − λ) · onehot(y_reversed)`; label smoothing is applied by the loss.
@@ -82,11 +82,11 @@ public struct BatchMixing: Sendable, Equatable {
         }
     }
 
-    /// The decision for the slice whose first sample has global index `firstSample` at `step`.
-    public func decide(seed: UInt64, step: Int, firstSample: Int, height: Int, width: Int) -> Decision {
+    /// The decision for the global batch of optimizer step `step` (one per step, the same on every rank).
+    public func decide(seed: UInt64, step: Int, height: Int, width: Int) -> Decision {
         var none = Decision(mode: .none, lambda: 1, box: (0, 0, 0, 0))
         guard isEnabled else { return none }
-        var stream = CounterStream(key: RandomKey(seed: seed, purpose: "mix", stream: (UInt64(step), UInt64(firstSample))))
+        var stream = CounterStream(key: RandomKey(seed: seed, purpose: "mix", stream: (UInt64(step), 0)))
         guard stream.uniform() < mixProb else { return none }
         let useCutmix: Bool
         if mixupAlpha > 0 && cutmixAlpha > 0 { useCutmix = stream.uniform() < switchProb } else { useCutmix = cutmixAlpha > 0 }
@@ -107,42 +107,39 @@ public struct BatchMixing: Sendable, Equatable {
         return Decision(mode: .cutmix, lambda: corrected, box: (y0, y1, x0, x1))
     }
 
-    /// Mixes `images` (`[B, C, H, W]` host floats) in place and returns soft targets `[B, classes]`.
-    public func apply(_ decision: Decision, images: UnsafeMutablePointer<Float>, batch: Int, channels: Int, height: Int,
-                      width: Int, labels: [Int32], classes: Int) -> [Float] {
+    /// Writes the mixed samples into `output` (`[b, C, H, W]` host floats) and returns their soft targets `[b, classes]`.
+    /// Sample `k` is image `own[k]` of `images` mixed with image `partners[k]` (its global partner B−1−i; itself for
+    /// the middle sample of an odd batch): Mixup `λ·x + (1−λ)·x_partner`, CutMix `x` with the box taken from the
+    /// partner; targets `λ·onehot(labels[k]) + (1−λ)·onehot(partnerLabels[k])`. Label smoothing is the loss's.
+    public func apply(_ decision: Decision, images: UnsafePointer<Float>, own: [Int], partners: [Int],
+                      into output: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int, labels: [Int32],
+                      partnerLabels: [Int32], classes: Int) -> [Float] {
         let plane = height * width, imageSize = channels * plane
         let lambda = Float(decision.lambda)
-        switch decision.mode {
-        case .none:
-            break
-        case .mixup:
-            // Pairs (i, B−1−i) mix symmetrically: compute both from the originals at once.
-            for i in 0..<(batch / 2) {
-                let a = images + i * imageSize, b = images + (batch - 1 - i) * imageSize
-                for j in 0..<imageSize {
-                    let va = a[j], vb = b[j]
-                    a[j] = lambda * va + (1 - lambda) * vb
-                    b[j] = lambda * vb + (1 - lambda) * va
-                }
-            }
-        case .cutmix:
-            let (y0, y1, x0, x1) = decision.box
-            for i in 0..<(batch / 2) {
-                let a = images + i * imageSize, b = images + (batch - 1 - i) * imageSize
+        for k in own.indices {
+            let a = images + own[k] * imageSize, b = images + partners[k] * imageSize, out = output + k * imageSize
+            switch decision.mode {
+            case .none:
+                out.update(from: a, count: imageSize)
+            case .mixup:
+                for j in 0..<imageSize { out[j] = lambda * a[j] + (1 - lambda) * b[j] }
+            case .cutmix:
+                out.update(from: a, count: imageSize)
+                let (y0, y1, x0, x1) = decision.box
                 for c in 0..<channels {
                     for y in y0..<y1 {
                         for x in x0..<x1 {
                             let j = c * plane + y * width + x
-                            let t = a[j]; a[j] = b[j]; b[j] = t
+                            out[j] = b[j]
                         }
                     }
                 }
             }
         }
-        var targets = [Float](repeating: 0, count: batch * classes)
-        for i in 0..<batch {
-            targets[i * classes + Int(labels[i])] += lambda
-            targets[i * classes + Int(labels[batch - 1 - i])] += 1 - lambda
+        var targets = [Float](repeating: 0, count: own.count * classes)
+        for k in own.indices {
+            targets[k * classes + Int(labels[k])] += lambda
+            targets[k * classes + Int(partnerLabels[k])] += 1 - lambda
         }
         return targets
     }

@@ -116,7 +116,8 @@ public final class CheckpointHook: TrainingHook {
     @discardableResult
     public func save(_ trainer: Trainer) throws -> CheckpointCommit {
         let s = trainer.state
-        let metric = trainer.lastEvaluation.flatMap { $0.step == s.step ? $0.top1 : nil }
+        let evaluation = trainer.lastEvaluation.flatMap { $0.step == s.step ? $0.metrics : nil }
+        let metric = evaluation?.primaryValue
         let schedule = trainer.schedule
         let extra: [String: String] = [
             "iterations_per_epoch": String(s.iterationsPerEpoch),
@@ -138,7 +139,7 @@ public final class CheckpointHook: TrainingHook {
         lastSavedStep = s.step
         commits.append(commit)
         var line = "checkpoint step \(s.step) → \(commit.path) (\(String(format: "%.2f", Date().timeIntervalSince(started)))s)"
-        if let metric { line += String(format: ", top1 %.2f%%", 100 * metric) }
+        if let evaluation, let primary = evaluation.values.first(where: { $0.name == evaluation.primary }) { line += ", \(primary.text)" }
         if commit.isBest { line += ", best" }
         if !commit.removed.isEmpty { line += ", removed \(commit.removed.joined(separator: ", "))" }
         trainer.log.info("\(line)")

@@ -78,22 +78,14 @@ public enum CheckpointTools {
         return (input, logits)
     }
 
-    /// Top-1/top-5 of `model` on the test set of `config` (each rank its share, counts summed by `communicator`).
+    /// The metrics of `model` on the test set of `config` (each rank its share, combined over `communicator`): the
+    /// evaluation the trainer runs, through the same `Evaluation.run`.
     public static func evaluate(_ model: VisionTransformer, config: Config,
-                                communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> EvaluationResult {
-        let (trainSet, testSet) = try TrainingSetup.datasets(config)
-        let normalization = try TrainingSetup.normalization(config, channels: trainSet.channels)
-        let seed = UInt64(config.int("seed"))
-        var settings = TrainingSetup.settings(config)
-        settings.batchSize = min(settings.batchSize, trainSet.count) / communicator.worldSize * communicator.worldSize
-        settings.batchSize = max(settings.batchSize, communicator.worldSize)
-        settings.accumulationSteps = 1
-        let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
-        let trainer = try Trainer(model: model, optimizer: TrainingSetup.optimizer(config, model: model),
-                                  schedule: TrainingSetup.schedule(config, iterationsPerEpoch: iterations),
-                                  trainData: BatchAssembler(dataset: trainSet, normalization: normalization, seed: seed),
-                                  testData: BatchAssembler(dataset: testSet, normalization: normalization, seed: seed),
-                                  settings: settings, communicator: communicator)
-        return try trainer.evaluate()
+                                communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> Metrics {
+        let (_, testSet) = try TrainingSetup.datasets(config)
+        let normalization = try TrainingSetup.normalization(config, channels: testSet.channels)
+        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: UInt64(config.int("seed")))
+        let task = ClassificationTask(model: model, trainData: testData, testData: testData)
+        return try Evaluation.run(task, communicator: communicator, batchSize: config.int("eval.test_batch_size")).metrics
     }
 }

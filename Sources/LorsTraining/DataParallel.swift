@@ -57,9 +57,8 @@ public final class DataParallelCommunicator: TrainingCommunicator {
         let named = model.namedParameters()
         try ReplicaSynchronization.broadcastInitialState(named + model.namedBuffers(), communicator: world)
         let trainable = named.filter { $0.1.requiresGrad }
-        let probe = trainer.trainData.assemble([0], epoch: 0)
-        let shared = GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1)) {
-            _ = model(probe.images, .inference)
+        let shared = try GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1)) {
+            _ = try trainer.task.inspect(BatchSlice(globalBatch: [0], positions: 0..<1, epoch: 0, step: 0))
         }
         let reducer = GradientReducer(parameters: trainable, communicator: world, bucketCapBytes: bucketCapBytes,
                                       sharedParameters: shared)

@@ -62,8 +62,7 @@ public final class LoggerHook: TrainingHook {
         runStartStep = trainer.state.step
         let t = trainer
         t.log.info("model: \(t.model.parameterCount) parameters (\(t.model.trainableParameters.reduce(0) { $0 + $1.count }) trainable)")
-        let data = "data: \(t.trainData.dataset.name) \(t.trainData.dataset.count) samples, \(t.testData.dataset.name) "
-            + "\(t.testData.dataset.count) samples; global batch \(t.settings.batchSize) = \(t.communicator.worldSize) rank(s) × "
+        let data = "data: \(t.task.dataDescription); global batch \(t.settings.batchSize) = \(t.communicator.worldSize) rank(s) × "
             + "\(t.settings.accumulationSteps) × \(t.microBatchSize)"
         t.log.info("\(data)")
         let schedule = "schedule: \(t.settings.epochs) epochs × \(t.state.iterationsPerEpoch) steps = \(t.totalSteps) steps; "
@@ -122,15 +121,14 @@ public final class LoggerHook: TrainingHook {
 
     public func afterEvaluation(_ trainer: Trainer, _ result: EvaluationResult) throws {
         evalSeconds += result.seconds
-        let line = "eval epoch \(result.epoch) step \(result.step): top1 \(String(format: "%.2f", 100 * result.top1))% "
-            + "top5 \(String(format: "%.2f", 100 * result.top5))% loss \(String(format: "%.4f", result.loss)) "
-            + "(\(result.accuracy.total) images, \(formatDuration(result.seconds)))"
-        trainer.log.info("\(line)")
-        metrics?.write(["type": "eval", "step": .int(result.step), "epoch": .int(result.epoch),
-                        "top1": .double(result.top1), "top5": .double(result.top5), "loss": .double(result.loss),
-                        "images": .int(result.accuracy.total), "time": .double(Date().timeIntervalSince1970)])
-        tensorBoard?.scalars([("eval/top1", result.top1), ("eval/top5", result.top5), ("eval/loss", result.loss)],
-                             step: result.step)
+        let m = result.metrics
+        trainer.log.info("eval epoch \(result.epoch) step \(result.step): \(m.text) (\(m.samples) images, \(formatDuration(result.seconds)))")
+        var record: JSONObject = ["type": "eval", "step": .int(result.step), "epoch": .int(result.epoch)]
+        for metric in m.values { record[metric.name] = .double(metric.value) }
+        record["images"] = .int(m.samples)
+        record["time"] = .double(Date().timeIntervalSince1970)
+        metrics?.write(record)
+        tensorBoard?.scalars(m.values.map { ("eval/\($0.name)", $0.value) }, step: result.step)
         // Evaluation time is not part of the next interval's throughput.
         intervalStart = intervalStart.addingTimeInterval(result.seconds)
     }
@@ -141,11 +139,10 @@ public final class LoggerHook: TrainingHook {
         var summary = "done: \(done) steps (final step \(trainer.state.step)) in \(formatDuration(wall)) "
             + "(train \(formatDuration(trainSeconds)), eval \(formatDuration(evalSeconds))); "
             + "\(String(format: "%.1f", Double(done * trainer.settings.batchSize) / max(trainSeconds, 1e-9))) samples/s"
-        if let last = trainer.lastEvaluation {
-            summary += "; final top1 \(String(format: "%.2f", 100 * last.top1))% top5 \(String(format: "%.2f", 100 * last.top5))%"
-        }
+        if let last = trainer.lastEvaluation { summary += "; final \(last.metrics.text)" }
         if let best = trainer.bestEvaluation {
-            summary += "; best top1 \(String(format: "%.2f", 100 * best.top1))% at epoch \(best.epoch)"
+            let primary = best.metrics.values.first { $0.name == best.metrics.primary }!
+            summary += "; best \(primary.text) at epoch \(best.epoch)"
         }
         if let reason = trainer.state.stopReason { summary += " (stopped: \(reason))" }
         summary += "; peak RSS \(String(format: "%.0f", MemoryReport.current().peakResidentMB)) MB"

@@ -1,19 +1,11 @@
 import Foundation
 import Logging
 import LorsData
-import LorsModels
 import LorsNN
 import LorsOptim
 import LorsTensor
 
-/// A classifier the loop can train: images `[B, C, H, W]` → logits `[B, classes]`.
-public protocol ImageClassifier: Module {
-    func callAsFunction(_ images: Tensor, _ context: ForwardContext) -> Tensor
-}
-
-extension VisionTransformer: ImageClassifier {}
-
-/// Loop settings (from `train.*`, `eval.*`, `seed`, `data.augmentation.label_smoothing`).
+/// Loop settings (from `train.*`, `eval.*` and `seed`).
 public struct TrainerSettings: Sendable {
     /// GLOBAL batch per optimizer step.
     public var batchSize: Int
@@ -25,7 +17,6 @@ public struct TrainerSettings: Sendable {
     public var accumulationSteps: Int = 1
     /// Global gradient-norm clip (nil: off).
     public var gradientClip: Double?
-    public var labelSmoothing: Float = 0
     public var seed: UInt64 = 0
     /// Evaluate every this many epochs (and at the end).
     public var evalIntervalEpochs: Int = 1
@@ -52,20 +43,20 @@ public enum NonFinitePolicy: String, Sendable {
     case stop
 }
 
-/// The training loop, `run → epoch → step`, with everything else in hooks (mmengine style).
+/// The training loop, `run → epoch → step`, with everything else in hooks (mmengine style) and everything
+/// model-specific in its `TrainingTask`.
 ///
-/// One step: the rank's slice of the global batch (epoch order from `EpochOrder`, keyed by seed and
-/// epoch only) is split into `accumulationSteps` micro-batches; each is assembled (counter-based
-/// augmentation), forwarded (dropout keyed by step and global sample index), its loss = sum of
-/// per-sample losses / GLOBAL batch is back-propagated (gradients accumulate); then the
-/// communicator sums gradients over ranks, gradients are clipped by global norm, the optimizer
-/// steps at the scheduled rate, and `afterIteration` hooks run.
+/// One step: the global batch comes from the sampler (a function of seed, epoch and batch index only); this rank's
+/// slice of it is split into `accumulationSteps` micro-batches; the task's step statistics are summed over ranks
+/// (when it has any); each micro-batch's loss (sum of per-sample losses / a GLOBAL normaliser) is back-propagated
+/// (gradients accumulate); then the communicator sums gradients over ranks, gradients are clipped by global norm,
+/// the optimizer steps at the scheduled rate, and `afterIteration` hooks run.
 public final class Trainer {
-    public let model: any ImageClassifier
+    public let task: any TrainingTask
     public let optimizer: any Optimizer
     public let schedule: LRSchedule
-    public let trainData: BatchAssembler
-    public let testData: BatchAssembler
+    /// The global batches of every epoch.
+    public let sampler: DistributedSampler
     public let communicator: any TrainingCommunicator
     public let settings: TrainerSettings
     /// Hooks in the order they run.
@@ -75,7 +66,7 @@ public final class Trainer {
     public let log: Logger
     /// Latest evaluation, if any.
     public private(set) var lastEvaluation: EvaluationResult?
-    /// Best evaluation by top-1.
+    /// Best evaluation by the task's primary metric.
     public private(set) var bestEvaluation: EvaluationResult?
     /// Set when the run stopped on a signal after writing a checkpoint (`requestResumableStop`):
     /// the process should exit with `RunExitCode.resume`.
@@ -85,7 +76,11 @@ public final class Trainer {
     /// Where a non-finite value first appeared in the last step, if someone tracks it (`--debug`'s
     /// `NonFiniteLocatorHook`); a non-finite step then always stops the run with this text.
     public var nonFiniteLocator: (() -> String?)?
+    /// The global batches of the epoch in progress.
+    private var epochBatches: (epoch: Int, batches: [[Int]])?
 
+    /// The model the task trains.
+    public var model: Module { task.model }
     /// Samples per rank per optimizer step.
     public var localBatchSize: Int { settings.batchSize / communicator.worldSize }
     /// Samples per micro-batch on this rank.
@@ -95,34 +90,38 @@ public final class Trainer {
     /// The step at which the run ends (schedule end or `maxSteps`).
     public var finalStep: Int { min(totalSteps, settings.maxSteps ?? Int.max) }
 
-    public init(model: any ImageClassifier, optimizer: any Optimizer, schedule: LRSchedule, trainData: BatchAssembler,
-                testData: BatchAssembler, settings: TrainerSettings, communicator: any TrainingCommunicator = SingleProcessCommunicator(),
-                hooks: [any TrainingHook] = [], log: Logger = .console) throws {
+    public init(task: any TrainingTask, optimizer: any Optimizer, schedule: LRSchedule, settings: TrainerSettings,
+                communicator: any TrainingCommunicator = SingleProcessCommunicator(), hooks: [any TrainingHook] = [],
+                log: Logger = .console) throws {
         let world = communicator.worldSize
         guard settings.batchSize % (world * settings.accumulationSteps) == 0 else {
             throw TrainingError.batchNotDivisible(batchSize: settings.batchSize, ranks: world,
                                                   accumulationSteps: settings.accumulationSteps)
         }
-        guard trainData.dataset.count >= settings.batchSize else {
-            throw TrainingError.datasetTooSmall(dataset: trainData.dataset.name, samples: trainData.dataset.count,
+        let sampler = Trainer.sampler(task, settings: settings)
+        guard sampler.batchesPerEpoch > 0 else {
+            throw TrainingError.datasetTooSmall(dataset: task.dataDescription, samples: task.trainingSampleCount,
                                                 batchSize: settings.batchSize)
         }
-        self.model = model
+        self.task = task
         self.optimizer = optimizer
         self.schedule = schedule
-        self.trainData = trainData
-        self.testData = testData
+        self.sampler = sampler
         self.settings = settings
         self.communicator = communicator
         self.hooks = hooks
         self.log = log
-        self.state = TrainingState(iterationsPerEpoch: trainData.dataset.count / settings.batchSize)
+        self.state = TrainingState(iterationsPerEpoch: sampler.batchesPerEpoch)
         precondition(schedule.iterationsPerEpoch == state.iterationsPerEpoch,
                      "LR schedule has \(schedule.iterationsPerEpoch) iterations per epoch, the data \(state.iterationsPerEpoch)")
     }
 
-    /// Iterations per epoch for `samples` training samples at global batch `batchSize` (the last partial batch is dropped).
-    public static func iterationsPerEpoch(samples: Int, batchSize: Int) -> Int { max(1, samples / batchSize) }
+    /// The sampler of `task`'s training set at `settings`' global batch size and seed (grouped when the task groups
+    /// its samples); its `batchesPerEpoch` is the number of optimizer steps per epoch.
+    public static func sampler(_ task: any TrainingTask, settings: TrainerSettings) -> DistributedSampler {
+        task.trainingGroups.map { DistributedSampler(groups: $0, globalBatchSize: settings.batchSize, seed: settings.seed) }
+            ?? DistributedSampler(datasetSize: task.trainingSampleCount, globalBatchSize: settings.batchSize, seed: settings.seed)
+    }
 
     /// Asks the loop to stop after the current step (signal hooks, early stopping).
     public func requestStop(_ reason: String) { if state.stopReason == nil { state.stopReason = reason } }
@@ -160,14 +159,27 @@ public final class Trainer {
     func runEpoch() throws {
         let epoch = state.epoch
         if state.iterationInEpoch == 0 { try hooks.forEach { try $0.beforeEpoch(self) } }
-        let order = EpochOrder.shuffled(count: trainData.dataset.count, seed: settings.seed, epoch: epoch)
         while state.epoch == epoch && state.step < finalStep && state.stopReason == nil {
-            let start = state.iterationInEpoch * settings.batchSize
-            let result = try runStep(globalBatch: order[start..<(start + settings.batchSize)], epoch: epoch)
+            let result = try runStep(globalBatch: globalBatch(epoch: epoch, index: state.iterationInEpoch), epoch: epoch)
             try hooks.forEach { try $0.afterIteration(self, result) }
         }
         if state.epoch > epoch { // the epoch completed
             try withEpoch(epoch) { try hooks.forEach { try $0.afterEpoch(self) } }
+        }
+    }
+
+    /// Global batch `index` of `epoch` (the epoch's batches are computed once).
+    func globalBatch(epoch: Int, index: Int) -> [Int] {
+        if epochBatches?.epoch != epoch { epochBatches = (epoch, sampler.batches(epoch: epoch)) }
+        return epochBatches!.batches[index]
+    }
+
+    /// This rank's micro-batches of a step over `globalBatch`: its slice, split into `accumulationSteps` parts.
+    func microBatches(globalBatch: [Int], epoch: Int, step: Int) -> [BatchSlice] {
+        let mine = DistributedSampler.slice(count: globalBatch.count, rank: communicator.rank, worldSize: communicator.worldSize)
+        return (0..<settings.accumulationSteps).map {
+            BatchSlice(globalBatch: globalBatch, positions: DistributedSampler.split(mine, part: $0, of: settings.accumulationSteps),
+                       epoch: epoch, step: step)
         }
     }
 
@@ -180,31 +192,21 @@ public final class Trainer {
     }
 
     /// One optimizer step over `globalBatch` (dataset indices of the whole global batch).
-    func runStep(globalBatch: ArraySlice<Int>, epoch: Int) throws -> StepResult {
+    func runStep(globalBatch: [Int], epoch: Int) throws -> StepResult {
         let started = Date()
         try hooks.forEach { try $0.beforeIteration(self) }
         let stepNumber = state.step + 1
         let learningRate = state.learningRate
-        let local = localBatchSize, micro = microBatchSize
-        let rankOffset = communicator.rank * local
         let parameters = model.trainableParameters
         optimizer.zeroGrad(setToNone: false)
+        let slices = microBatches(globalBatch: globalBatch, epoch: epoch, step: stepNumber)
+        let local = try task.stepStatistics(slices)
+        let statistics = local.isEmpty ? [] : try communicator.sum(local)
         var localLoss = 0.0
-        for part in 0..<settings.accumulationSteps {
-            let first = rankOffset + part * micro
-            let indices = Array(globalBatch[(globalBatch.startIndex + first)..<(globalBatch.startIndex + first + micro)])
-            let batch = trainData.assemble(indices, epoch: epoch, step: stepNumber, firstSample: first)
-            let context = ForwardContext(training: true, seed: settings.seed, step: stepNumber, firstSample: first)
-            let logits = model(batch.images, context)
-            let loss: Tensor
-            if let soft = batch.softTargets {
-                loss = Tensor.crossEntropy(logits, softTargets: soft, labelSmoothing: settings.labelSmoothing,
-                                           reduction: .sumDividedBy(Float(settings.batchSize)))
-            } else {
-                loss = Tensor.crossEntropy(logits, targets: batch.labels, labelSmoothing: settings.labelSmoothing,
-                                           reduction: .sumDividedBy(Float(settings.batchSize)))
-            }
-            communicator.beginBackward(synchronize: part == settings.accumulationSteps - 1)
+        for (part, slice) in slices.enumerated() {
+            let context = ForwardContext(training: true, seed: settings.seed, step: stepNumber, firstSample: slice.firstSample)
+            let loss = try task.loss(slice, statistics: statistics, context: context)
+            communicator.beginBackward(synchronize: part == slices.count - 1)
             loss.backward()
             localLoss += Double(loss.item())
         }
@@ -214,7 +216,8 @@ public final class Trainer {
         let sums = try communicator.sum([localLoss, Trainer.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
         let globalLoss = sums[0]
         if !globalLoss.isFinite || sums[1] > 0 {
-            return try skipNonFiniteStep(stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, started: started)
+            return try skipNonFiniteStep(stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate,
+                                         samples: globalBatch.count, started: started)
         }
         consecutiveNonFiniteSteps = 0
         var norm: Double? = nil
@@ -224,11 +227,12 @@ public final class Trainer {
         try communicator.step(optimizer: optimizer, learningRate: learningRate)
         state.step = stepNumber
         return StepResult(step: stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, gradientNorm: norm,
-                          samples: settings.batchSize, seconds: Date().timeIntervalSince(started))
+                          samples: globalBatch.count, seconds: Date().timeIntervalSince(started))
     }
 
     /// A step whose loss or gradients are not finite: no update; warn, or stop (policy, K in a row, `--debug`).
-    private func skipNonFiniteStep(_ step: Int, epoch: Int, loss: Double, learningRate: Double, started: Date) throws -> StepResult {
+    private func skipNonFiniteStep(_ step: Int, epoch: Int, loss: Double, learningRate: Double, samples: Int,
+                                   started: Date) throws -> StepResult {
         consecutiveNonFiniteSteps += 1
         let what = loss.isFinite ? "the gradients contain NaN/Inf (loss \(loss))" : "the loss is \(loss)"
         if let locate = nonFiniteLocator {
@@ -250,7 +254,7 @@ public final class Trainer {
         optimizer.zeroGrad(setToNone: false)
         state.step = step
         return StepResult(step: step, epoch: epoch, loss: loss, learningRate: learningRate, gradientNorm: nil,
-                          samples: settings.batchSize, seconds: Date().timeIntervalSince(started), skipped: true)
+                          samples: samples, seconds: Date().timeIntervalSince(started), skipped: true)
     }
 
     /// Whether every element of every tensor is finite (one vectorised pass; x·0 is NaN exactly for NaN/Inf).
@@ -272,40 +276,18 @@ public final class Trainer {
 
     // MARK: - evaluation
 
-    /// Evaluates the test set (each rank its contiguous share of every global eval batch), sums the
-    /// counts over ranks, records the result and runs the `afterEvaluation` hooks.
+    /// Evaluates the task's test set over the communicator (`Evaluation.run`), records the result and runs the
+    /// `afterEvaluation` hooks. A stop request agreed between evaluation batches throws `EvaluationInterrupted`.
     @discardableResult
     public func evaluate() throws -> EvaluationResult {
-        let started = Date()
-        let data = testData.dataset
-        let world = communicator.worldSize, rank = communicator.rank
-        let classes = data.classes
-        var accuracy = TopKAccuracy()
-        var lossSum = 0.0
-        var batchStart = 0
-        while batchStart < data.count {
-            for poller in stopPollers where try poller.stopAgreed(self) { throw EvaluationInterrupted() }
-            let batchEnd = min(data.count, batchStart + settings.evalBatchSize)
-            let share = (batchEnd - batchStart + world - 1) / world
-            let lower = min(batchEnd, batchStart + rank * share), upper = min(batchEnd, lower + share)
-            if upper > lower {
-                let batch = testData.assemble(Array(lower..<upper), epoch: 0)
-                let (logits, loss) = withoutGradients { () -> ([Float], Float) in
-                    let out = model(batch.images, .inference)
-                    return (out.toArray(), Tensor.crossEntropy(out, targets: batch.labels, reduction: .sum).item())
-                }
-                accuracy.update(logits: logits, classes: classes, labels: batch.labels)
-                lossSum += Double(loss)
-            }
-            batchStart = batchEnd
+        let pollers = stopPollers
+        let (metrics, seconds) = try Evaluation.run(task, communicator: communicator, batchSize: settings.evalBatchSize) { [unowned self] in
+            for poller in pollers where try poller.stopAgreed(self) { throw EvaluationInterrupted() }
         }
-        let sums = try communicator.sum([Double(accuracy.total), Double(accuracy.correctTop1), Double(accuracy.correctTop5), lossSum])
-        let merged = TopKAccuracy(total: Int(sums[0]), correctTop1: Int(sums[1]), correctTop5: Int(sums[2]))
         let epochNumber = (state.step + state.iterationsPerEpoch - 1) / state.iterationsPerEpoch
-        let result = EvaluationResult(step: state.step, epoch: max(1, epochNumber), accuracy: merged,
-                                      loss: sums[3] / max(1, sums[0]), seconds: Date().timeIntervalSince(started))
+        let result = EvaluationResult(step: state.step, epoch: max(1, epochNumber), metrics: metrics, seconds: seconds)
         lastEvaluation = result
-        if bestEvaluation.map({ result.top1 > $0.top1 }) ?? true { bestEvaluation = result }
+        if bestEvaluation.map({ metrics.primaryValue > $0.metrics.primaryValue }) ?? true { bestEvaluation = result }
         try hooks.forEach { try $0.afterEvaluation(self, result) }
         return result
     }

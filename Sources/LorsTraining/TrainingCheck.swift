@@ -1,5 +1,4 @@
 import Foundation
-import LorsData
 import LorsNN
 import LorsTensor
 
@@ -37,19 +36,13 @@ extension Trainer {
     /// building the run before this call, reported as given.
     public func check(modelType: String, buildSeconds: Double) throws -> TrainingCheckReport {
         try communicator.prepare(parameters: model.trainableParameters)
-        let order = EpochOrder.shuffled(count: trainData.dataset.count, seed: settings.seed, epoch: state.epoch)
-        let start = state.iterationInEpoch * settings.batchSize
-        let first = communicator.rank * localBatchSize
-        let t0 = Date()
-        let batch = trainData.assemble(Array(order[(start + first)..<(start + first + microBatchSize)]), epoch: state.epoch,
-                                       step: state.step + 1, firstSample: first)
-        let t1 = Date()
-        let output = withoutGradients { model(batch.images, .inference) }
-        let t2 = Date()
-        let result = try runStep(globalBatch: order[start..<(start + settings.batchSize)], epoch: state.epoch)
-        return TrainingCheckReport(inputShape: batch.images.shape, outputShape: output.shape, loss: result.loss,
+        let global = globalBatch(epoch: state.epoch, index: state.iterationInEpoch)
+        let first = microBatches(globalBatch: global, epoch: state.epoch, step: state.step + 1)[0]
+        let inspection = try withoutGradients { try task.inspect(first) }
+        let result = try runStep(globalBatch: global, epoch: state.epoch)
+        return TrainingCheckReport(inputShape: inspection.inputShape, outputShape: inspection.outputShape, loss: result.loss,
                                    parameters: ParameterReport(model: model, type: modelType), buildSeconds: buildSeconds,
-                                   batchSeconds: t1.timeIntervalSince(t0), forwardSeconds: t2.timeIntervalSince(t1),
+                                   batchSeconds: inspection.assembleSeconds, forwardSeconds: inspection.forwardSeconds,
                                    stepSeconds: result.seconds, memory: .current())
     }
 }

@@ -1,4 +1,3 @@
-import LorsData
 
 /// Something that runs at fixed moments of the loop (mmengine's hooks): LR schedule, logging,
 /// evaluation, and later checkpoints (`LorsCheckpoint`) and signal handling. Hooks run in the order
@@ -83,10 +82,14 @@ public struct EvaluationResult: Sendable {
     public var step: Int
     /// 1-based number of epochs completed (or in progress) when it ran.
     public var epoch: Int
-    public var accuracy: TopKAccuracy
-    /// Mean cross-entropy (no label smoothing) over the test set.
-    public var loss: Double
+    /// What the task measured (the same on every rank).
+    public var metrics: Metrics
     public var seconds: Double
-    public var top1: Double { accuracy.top1 }
-    public var top5: Double { accuracy.top5 }
+
+    public init(step: Int, epoch: Int, metrics: Metrics, seconds: Double) {
+        self.step = step
+        self.epoch = epoch
+        self.metrics = metrics
+        self.seconds = seconds
+    }
 }

@@ -48,18 +48,10 @@ public final class TrainingRun {
         }
         log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.worldSize))")
 
-        let (trainSet, testSet) = try TrainingSetup.datasets(config)
-        let normalization = try TrainingSetup.normalization(config, channels: trainSet.channels)
-        let seed = UInt64(config.int("seed"))
-        let trainData = BatchAssembler(dataset: trainSet, normalization: normalization,
-                                       augmentation: TrainingSetup.augmentation(config), mixing: TrainingSetup.mixing(config),
-                                       seed: seed)
-        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: seed)
+        let task = try TrainingSetup.task(config)
         let settings = TrainingSetup.settings(config)
-        let iterations = Trainer.iterationsPerEpoch(samples: trainSet.count, batchSize: settings.batchSize)
-        let model = ModelBuilder.vit(config)
-        model.initializeParameters(seed: seed) // also names every tensor by its dotted path (optimizer and checkpoint keys)
-        let optimizer = TrainingSetup.optimizer(config, model: model)
+        let iterations = max(1, Trainer.sampler(task, settings: settings).batchesPerEpoch)
+        let optimizer = TrainingSetup.optimizer(config, model: task.model)
         let schedule = TrainingSetup.schedule(config, iterationsPerEpoch: iterations)
 
         var hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: settings.evalIntervalEpochs)]
@@ -69,8 +61,8 @@ public final class TrainingRun {
         hooks.append(LoggerHook(interval: config.int("train.log_interval"), metrics: metrics, tensorBoard: tensorBoard))
         hooks += extraHooks
         if stopOnSignals { hooks.append(StopRequestHook()) }
-        trainer = try Trainer(model: model, optimizer: optimizer, schedule: schedule, trainData: trainData, testData: testData,
-                              settings: settings, communicator: communicator, hooks: hooks, log: log)
+        trainer = try Trainer(task: task, optimizer: optimizer, schedule: schedule, settings: settings,
+                              communicator: communicator, hooks: hooks, log: log)
     }
 
     /// A run over `world` (MPI, local or a simulated replica) with the `dist.*` settings of `config`.

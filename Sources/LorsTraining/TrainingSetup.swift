@@ -46,6 +46,21 @@ public enum TrainingSetup {
         return (train, test)
     }
 
+    /// The task of `config` with its data and its model, initialised from `seed` (which also names every tensor by
+    /// its dotted path: the optimizer and checkpoint keys).
+    public static func task(_ c: Config) throws -> ClassificationTask {
+        let (trainSet, testSet) = try datasets(c)
+        let normalization = try normalization(c, channels: trainSet.channels)
+        let seed = UInt64(c.int("seed"))
+        let trainData = BatchAssembler(dataset: trainSet, normalization: normalization, augmentation: augmentation(c),
+                                       mixing: mixing(c), seed: seed)
+        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: seed)
+        let model = ModelBuilder.vit(c)
+        model.initializeParameters(seed: seed)
+        return ClassificationTask(model: model, trainData: trainData, testData: testData,
+                                  labelSmoothing: Float(c.double("data.augmentation.label_smoothing")))
+    }
+
     /// `data.mean` / `data.std`, or the dataset's own statistics when empty.
     public static func normalization(_ c: Config, channels: Int) throws -> Normalization {
         let mean = c.doubleList("data.mean"), std = c.doubleList("data.std")
@@ -126,13 +141,12 @@ public enum TrainingSetup {
         }
     }
 
-    /// Loop settings of `train.*`, `eval.*`, `seed` and the label smoothing.
+    /// Loop settings of `train.*`, `eval.*` and `seed`.
     public static func settings(_ c: Config) -> TrainerSettings {
         var s = TrainerSettings(batchSize: c.int("train.batch_size"), epochs: c.int("train.epochs"),
                                 maxSteps: c.optionalInt("train.max_steps"))
         s.accumulationSteps = c.int("train.accumulation_steps")
         s.gradientClip = c.optionalDouble("train.grad_clip")
-        s.labelSmoothing = Float(c.double("data.augmentation.label_smoothing"))
         s.seed = UInt64(c.int("seed"))
         s.evalIntervalEpochs = c.int("eval.interval_epochs")
         s.evalBatchSize = c.int("eval.test_batch_size")

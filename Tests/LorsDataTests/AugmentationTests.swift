@@ -63,28 +63,32 @@ final class AugmentationTests: XCTestCase {
     }
 
     func testEpochOrderIsAPermutationKeyedBySeedAndEpoch() {
-        let a = EpochOrder.shuffled(count: 100, seed: 1, epoch: 0)
+        let sampler = DistributedSampler(datasetSize: 100, globalBatchSize: 10, seed: 1)
+        let a = sampler.order(epoch: 0)
         XCTAssertEqual(a.sorted(), Array(0..<100))
-        XCTAssertEqual(a, EpochOrder.shuffled(count: 100, seed: 1, epoch: 0))
-        XCTAssertNotEqual(a, EpochOrder.shuffled(count: 100, seed: 1, epoch: 1))
+        XCTAssertEqual(a, DistributedSampler(datasetSize: 100, globalBatchSize: 7, seed: 1).order(epoch: 0))
+        XCTAssertNotEqual(a, sampler.order(epoch: 1))
+        XCTAssertNotEqual(a, DistributedSampler(datasetSize: 100, globalBatchSize: 10, seed: 2).order(epoch: 0))
     }
 
     func testMixupAndCutMix() {
         let mixup = BatchMixing(mixupAlpha: 0.8)
-        let d = mixup.decide(seed: 1, step: 3, firstSample: 0, height: 4, width: 4)
-        XCTAssertEqual(d, mixup.decide(seed: 1, step: 3, firstSample: 0, height: 4, width: 4), "deterministic")
+        let d = mixup.decide(seed: 1, step: 3, height: 4, width: 4)
+        XCTAssertEqual(d, mixup.decide(seed: 1, step: 3, height: 4, width: 4), "deterministic")
         XCTAssertEqual(d.mode, .mixup)
         XCTAssertTrue(d.lambda > 0 && d.lambda < 1)
-        var images: [Float] = [1, 1, 0, 0]  // 2 images of 1×1×2
-        let targets = mixup.apply(d, images: &images, batch: 2, channels: 1, height: 1, width: 2, labels: [0, 1], classes: 2)
+        let images: [Float] = [1, 1, 0, 0]  // 2 images of 1×1×2
+        var mixed = [Float](repeating: 0, count: 4)
+        let targets = mixup.apply(d, images: images, own: [0, 1], partners: [1, 0], into: &mixed, channels: 1, height: 1, width: 2,
+                                  labels: [0, 1], partnerLabels: [1, 0], classes: 2)
         let l = Float(d.lambda)
-        assertClose(images, [l, l, 1 - l, 1 - l], atol: 1e-6)
+        assertClose(mixed, [l, l, 1 - l, 1 - l], atol: 1e-6)
         assertClose(targets, [l, 1 - l, 1 - l, l], atol: 1e-6)
 
         let cutmix = BatchMixing(cutmixAlpha: 1.0)
         var sawBox = false
         for step in 0..<20 {
-            let c = cutmix.decide(seed: 2, step: step, firstSample: 0, height: 8, width: 8)
+            let c = cutmix.decide(seed: 2, step: step, height: 8, width: 8)
             XCTAssertEqual(c.mode, .cutmix)
             let area = (c.box.y1 - c.box.y0) * (c.box.x1 - c.box.x0)
             XCTAssertEqual(c.lambda, 1 - Double(area) / 64, accuracy: 1e-12, "λ corrected to the pasted area")
@@ -100,7 +104,7 @@ final class AugmentationTests: XCTestCase {
         XCTAssertEqual(BatchMixing(mixupAlpha: 1, mixProb: 0).isEnabled, false)
         // Both on: both modes occur with switch probability 1/2.
         let both = BatchMixing(mixupAlpha: 0.8, cutmixAlpha: 1.0, switchProb: 0.5)
-        let modes = Set((0..<50).map { both.decide(seed: 3, step: $0, firstSample: 0, height: 8, width: 8).mode })
+        let modes = Set((0..<50).map { both.decide(seed: 3, step: $0, height: 8, width: 8).mode })
         XCTAssertEqual(modes, [.mixup, .cutmix])
     }
 
@@ -108,11 +112,45 @@ final class AugmentationTests: XCTestCase {
         let set = dataset()
         let assembler = BatchAssembler(dataset: set, normalization: .centered(channels: 3), mixing: BatchMixing(mixupAlpha: 1),
                                        seed: 1)
-        let batch = assembler.assemble([0, 1, 2, 3], epoch: 0, step: 1, firstSample: 0)
+        let batch = assembler.assemble([0, 1, 2, 3], epoch: 0, step: 1)
         let soft = try! XCTUnwrap(batch.softTargets)
         XCTAssertEqual(soft.shape, [4, 5])
         let rows = soft.toArray()
         for r in 0..<4 { XCTAssertEqual(rows[(r * 5)..<(r * 5 + 5)].reduce(0, +), 1, accuracy: 1e-6) }
+    }
+
+    /// Mixing pairs sample i with sample B−1−i of the GLOBAL batch, one decision per step: every split of the
+    /// global batch into slices (ranks × micro-batches) gives the samples and targets of the whole batch, bitwise.
+    func testMixingOverTheGlobalBatchDoesNotDependOnHowItIsSplit() {
+        let set = dataset()
+        let global = [7, 2, 9, 0, 4, 1, 3]
+        let plain = BatchAssembler(dataset: set, normalization: .centered(channels: 3),
+                                   augmentation: SampleAugmentation(randomFlip: true, cropPadding: 1), seed: 4)
+        var mixedSteps = 0
+        for mixing in [BatchMixing(mixupAlpha: 0.8), BatchMixing(cutmixAlpha: 1.0), BatchMixing(mixupAlpha: 0.8, cutmixAlpha: 1, mixProb: 0.5)] {
+            let assembler = BatchAssembler(dataset: set, normalization: .centered(channels: 3),
+                                           augmentation: SampleAugmentation(randomFlip: true, cropPadding: 1), mixing: mixing, seed: 4)
+            for step in 1...6 {
+                let whole = assembler.assemble(globalBatch: global, positions: 0..<7, epoch: 2, step: step)
+                let images = whole.images.toArray(), targets = whole.softTargets?.toArray() ?? []
+                if let decision = whole.mixing, decision.lambda < 1 {
+                    mixedSteps += 1
+                    XCTAssertNotEqual(images, plain.assemble(global, epoch: 2).images.toArray(), "the step mixed its samples")
+                }
+                for cuts in [[0, 3, 7], [0, 1, 2, 5, 7], [0, 4, 7], [0, 6, 7]] {
+                    var gotImages: [Float] = [], gotTargets: [Float] = []
+                    for k in 0..<(cuts.count - 1) {
+                        let part = assembler.assemble(globalBatch: global, positions: cuts[k]..<cuts[k + 1], epoch: 2, step: step)
+                        XCTAssertEqual(part.mixing, whole.mixing)
+                        gotImages += part.images.toArray()
+                        gotTargets += part.softTargets?.toArray() ?? []
+                    }
+                    XCTAssertEqual(gotImages.map(\.bitPattern), images.map(\.bitPattern), "cuts \(cuts) step \(step)")
+                    XCTAssertEqual(gotTargets.map(\.bitPattern), targets.map(\.bitPattern), "cuts \(cuts) step \(step)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(mixedSteps, 6)
     }
 
     func testTopKAccuracy() {

@@ -172,16 +172,18 @@ final class DetectionBatchTests: XCTestCase {
     func testSamplerIsWorldSizeFreeHomogeneousAndCovering() {
         let widths: [Int32] = (0..<103).map { Int32(100 + ($0 * 37) % 200) }
         let heights: [Int32] = (0..<103).map { Int32(100 + ($0 * 61) % 200) }
-        let sampler = DetectionBatchSampler(widths: widths, heights: heights, batchSize: 8, seed: 11)
+        let groups = DistributedSampler.orientationGroups(widths: widths, heights: heights)
+        let sampler = DistributedSampler(groups: groups, globalBatchSize: 8, seed: 11)
         let batches = sampler.batches(epoch: 3)
-        XCTAssertEqual(batches, DetectionBatchSampler(widths: widths, heights: heights, batchSize: 8, seed: 11).batches(epoch: 3))
+        XCTAssertEqual(batches, DistributedSampler(groups: groups, globalBatchSize: 8, seed: 11).batches(epoch: 3))
+        XCTAssertEqual(batches.count, sampler.batchesPerEpoch)
         XCTAssertNotEqual(batches, sampler.batches(epoch: 4))
         XCTAssertEqual(batches.flatMap { $0 }.sorted(), Array(0..<103))
         XCTAssertLessThanOrEqual(batches.filter { $0.count < 8 }.count, 2)
         for batch in batches { XCTAssertEqual(Set(batch.map { widths[$0] >= heights[$0] }).count, 1) }
         for worldSize in [1, 2, 3, 4] {
             for batch in batches {
-                let joined = (0..<worldSize).flatMap { batch[DetectionBatchSampler.slice(count: batch.count, rank: $0, worldSize: worldSize)] }
+                let joined = (0..<worldSize).flatMap { batch[DistributedSampler.slice(count: batch.count, rank: $0, worldSize: worldSize)] }
                 XCTAssertEqual(joined, batch)
             }
         }
@@ -192,7 +194,8 @@ final class DetectionBatchTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let index = try makeDetectionSet(dir)
         let assembler = DetectionBatchAssembler(index: index, imageDirectory: dir, pipeline: .multiscaleCrop, seed: 2)
-        let batches = DetectionBatchSampler(index: index, batchSize: 3, seed: 2).batches(epoch: 0)
+        let batches = DistributedSampler(groups: DistributedSampler.orientationGroups(widths: index.widths, heights: index.heights),
+                                         globalBatchSize: 3, seed: 2).batches(epoch: 0)
         var reference: [[Float]] = []
         for workers in [0, 1, 3] {
             let loader = DetectionLoader(assembler: assembler, globalBatches: batches, epoch: 0, numWorkers: workers, prefetch: 2)

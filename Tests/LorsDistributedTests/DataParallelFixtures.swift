@@ -1,3 +1,4 @@
+import LorsData
 import LorsNN
 import LorsOptim
 import LorsTensor
@@ -123,19 +124,19 @@ func dataParallelRun(_ communicator: Communicator, model: Module, initialize: (U
     let sharded = options.zero ? ShardedOptimizer(parameters: reducer.parameters, groups: groups, communicator: communicator,
                                                   makeOptimizer: make) : nil
     let plain = options.zero ? nil : make(groups)
-    let sampler = try DistributedSampler(datasetSize: datasetSize, globalBatchSize: options.globalBatch,
-                                         rank: communicator.rank, worldSize: communicator.size, seed: 3)
+    let sampler = DistributedSampler(datasetSize: datasetSize, globalBatchSize: options.globalBatch, seed: 3)
+    let slice = DistributedSampler.slice(count: options.globalBatch, rank: communicator.rank, worldSize: communicator.size)
     var result = RunResult()
     for step in 0..<options.steps {
         let (epoch, batch) = sampler.position(ofStep: step)
-        let samples = sampler.localBatch(epoch: epoch, index: batch)
+        let samples = Array(sampler.globalBatch(epoch: epoch, index: batch)[slice])
         reducer.zeroGradients()
         precondition(samples.count % options.microBatches == 0, "\(samples.count) samples per rank in \(options.microBatches) micro-batches")
         let per = samples.count / options.microBatches
         var localLoss = 0.0
         for m in 0..<options.microBatches {
             let micro = Array(samples[(m * per)..<((m + 1) * per)])
-            let value = loss(micro, sampler.sliceStart + m * per)
+            let value = loss(micro, slice.lowerBound + m * per)
             reducer.beginBackward(synchronize: m == options.microBatches - 1)
             localLoss += Double(value.item())
             value.backward()

@@ -3,56 +3,6 @@ import LorsTensor
 import XCTest
 @testable import LorsDistributed
 
-final class DistributedSamplerTests: XCTestCase {
-    func testGlobalBatchesDoNotDependOnTheWorldSize() throws {
-        let one = try DistributedSampler(datasetSize: 50, globalBatchSize: 12, rank: 0, worldSize: 1, seed: 5)
-        XCTAssertEqual(one.batchesPerEpoch, 4)
-        for world in [2, 3, 4, 6] {
-            for epoch in 0..<2 {
-                for j in 0..<one.batchesPerEpoch {
-                    let concatenated = try (0..<world).flatMap { r in
-                        try DistributedSampler(datasetSize: 50, globalBatchSize: 12, rank: r, worldSize: world, seed: 5)
-                            .localBatch(epoch: epoch, index: j)
-                    }
-                    XCTAssertEqual(concatenated, one.globalBatch(epoch: epoch, index: j), "world \(world) epoch \(epoch) batch \(j)")
-                }
-            }
-        }
-        XCTAssertNotEqual(one.order(epoch: 0), one.order(epoch: 1), "each epoch reshuffles")
-        XCTAssertEqual(one.order(epoch: 0).sorted(), Array(0..<50))
-    }
-
-    func testIndivisibleBatchNamesBothNumbers() {
-        XCTAssertThrowsError(try DistributedSampler(datasetSize: 50, globalBatchSize: 10, rank: 0, worldSize: 3, seed: 1)) { error in
-            let text = "\(error)"
-            XCTAssertTrue(text.contains("10") && text.contains("3"), text)
-        }
-    }
-
-    func testResumeFromEpochAndBatchIndex() throws {
-        let s = try DistributedSampler(datasetSize: 40, globalBatchSize: 8, rank: 1, worldSize: 2, seed: 9)
-        let all = s.localBatches(epoch: 3)
-        let resumed = s.localBatches(epoch: 3, from: 2)
-        XCTAssertEqual(resumed.map(\.index), [2, 3, 4])
-        XCTAssertEqual(resumed.map(\.samples), all.dropFirst(2).map(\.samples))
-        XCTAssertEqual(s.position(ofStep: 12).epoch, 2)
-        XCTAssertEqual(s.position(ofStep: 12).batch, 2)
-        XCTAssertEqual(s.sliceStart, 4)
-    }
-
-    func testEvaluationShardsCoverEverySampleOnceWithoutPadding() {
-        for n in [0, 1, 7, 10, 101] {
-            for world in 1...5 {
-                let ranges = (0..<world).map { DistributedSampler.evaluationRange(datasetSize: n, rank: $0, worldSize: world) }
-                XCTAssertEqual(ranges.flatMap { Array($0) }, Array(0..<n), "n \(n), world \(world)")
-                let counts = DistributedSampler.evaluationCounts(datasetSize: n, worldSize: world)
-                XCTAssertEqual(counts.reduce(0, +), n)
-                XCTAssertLessThanOrEqual((counts.max() ?? 0) - (counts.min() ?? 0), 1)
-            }
-        }
-    }
-}
-
 final class ReplicaSynchronizationTests: XCTestCase {
     func testBroadcastMakesEveryReplicaHoldRankZerosState() throws {
         let states = try SimulatedWorld(size: 3).run { comm -> [String: [Float]] in

@@ -246,8 +246,7 @@ final class CheckpointResumeTests: XCTestCase {
         let c = try config(Self.lorsOverrides)
         let reader = try CheckpointReader(path: path)
         let result = try CheckpointTools.evaluate(try CheckpointTools.loadModel(c, from: reader), config: c)
-        XCTAssertEqual(result.accuracy, expected.accuracy)
-        XCTAssertEqual(result.loss, expected.loss, accuracy: 1e-9)
+        XCTAssertEqual(result, expected.metrics, "the same evaluation, bit for bit")
         // A config that does not match the checkpoint names the dataset.
         XCTAssertThrowsError(try CheckpointTools.loadModel(try config([]), from: reader)) { error in
             XCTAssertTrue("\(error)".contains("/model/"), "\(error)")

@@ -79,12 +79,12 @@ final class StopAndNonFiniteTests: XCTestCase {
         let model = PoisonableClassifier(inputs: train.channels * train.height * train.width, classes: train.classes)
         model.initializeParameters(seed: 5)
         let settings = TrainingSetup.settings(c)
-        let iterations = Trainer.iterationsPerEpoch(samples: train.count, batchSize: settings.batchSize)
+        let task = ClassificationTask(model: model, trainData: BatchAssembler(dataset: train, normalization: normalization, seed: 5),
+                                      testData: BatchAssembler(dataset: test, normalization: normalization, seed: 5))
+        let iterations = Trainer.sampler(task, settings: settings).batchesPerEpoch
         let hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: 1)] + extra
-        let trainer = try Trainer(model: model, optimizer: TrainingSetup.optimizer(c, model: model),
+        let trainer = try Trainer(task: task, optimizer: TrainingSetup.optimizer(c, model: model),
                                   schedule: TrainingSetup.schedule(c, iterationsPerEpoch: iterations),
-                                  trainData: BatchAssembler(dataset: train, normalization: normalization, seed: 5),
-                                  testData: BatchAssembler(dataset: test, normalization: normalization, seed: 5),
                                   settings: settings, hooks: hooks, log: try .run(console: false))
         return (trainer, model)
     }
