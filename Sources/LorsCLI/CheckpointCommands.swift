@@ -36,15 +36,16 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         if let ranks {
-            _ = try options.load()  // fail fast, before starting any rank
-            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads)
+            let config = try options.load()  // fail fast, before starting any rank
+            let threads = Threading.resolve(explicit: threadOptions.threads, configured: config.int("train.threads"), processesOnNode: ranks)
+            let status = try MPILauncher(ranks: ranks, threadsPerRank: threads)
                 .run(config: options.config, workDirectory: nil, overrides: options.overrides,
                      workerArguments: ["--eval-checkpoint", checkpoint] + (json ? ["--json"] : []))
             if status != 0 { throw ExitCode(status) }
             return
         }
-        threadOptions.apply()
         let config = try options.load()
+        threadOptions.apply(configured: config.int("train.threads"))
         try EvalCommand.evaluate(config: config, checkpoint: checkpoint, world: LocalCommunicator(), json: json)
     }
 

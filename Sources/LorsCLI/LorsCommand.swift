@@ -15,13 +15,13 @@ public struct LorsCommand: ParsableCommand {
 
 /// `--threads` shared by commands that compute.
 public struct ThreadOptions: ParsableArguments {
-    @Option(name: .long, help: "Threads for kernels and OpenBLAS (0 = all cores; default: LORS_NUM_THREADS or all cores).")
+    @Option(name: .long, help: "Kernel threads of this process (default: train.threads, else LORS_NUM_THREADS, else cores / processes on this node; 0 = that automatic value).")
     public var threads: Int?
 
     public init() {}
 
-    /// Applies the setting to the kernels and OpenBLAS.
-    public func apply() {
-        if let threads { Threading.setThreads(threads) } else { Threading.configureFromEnvironment() }
+    /// Applies `Threading.resolve` with this option and `configured` (`train.threads`, 0 = unset).
+    public func apply(configured: Int? = nil) {
+        Threading.apply(explicit: threads, configured: configured)
     }
 }

@@ -18,8 +18,8 @@ struct TrainCommand: ParsableCommand {
             + "WORK_DIR/config.yaml (the resolved config) and WORK_DIR/checkpoints/ (step_<8 digits>.h5, latest, best; "
             + "every checkpoint.interval_steps steps and at the end). Default WORK_DIR: work_dirs/<config name>. "
             + "A run that already reached train.max_steps says so and exits 0. "
-            + "--np N runs `mpirun -np N lors-worker` (next to this binary) with one BLAS thread per core share "
-            + "(max(1, cores / N)), --oversubscribe when N exceeds the cores and the root permissions a container needs; "
+            + "--np N runs `mpirun -np N lors-worker` (next to this binary) with --threads T for every rank, T by the rule "
+            + "of --threads (default max(1, cores / N)), --oversubscribe when N exceeds the cores and the root permissions a container needs; "
             + "inside a Slurm allocation N must not exceed SLURM_NTASKS. "
             + "--simulate-ranks N runs N data-parallel replicas in this process (debugging; same numerics as N ranks). "
             + "Exit codes: 0 done, 1 error, 75 stopped by SIGUSR1/SIGTERM after a checkpoint (run again to resume); "
@@ -55,18 +55,15 @@ struct TrainCommand: ParsableCommand {
         let workDir = workDirectory ?? options.defaultWorkDir
         if let ranks {
             let config = try options.load()  // fail fast, before starting any rank
-            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? (config.int("train.threads") > 0 ? config.int("train.threads") : nil))
+            let threads = Threading.resolve(explicit: threadOptions.threads, configured: config.int("train.threads"), processesOnNode: ranks)
+            let status = try MPILauncher(ranks: ranks, threadsPerRank: threads)
                 .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides,
                      workerArguments: ["--resume", resumeOptions.argument])
             if status != 0 { throw ExitCode(status) }
             return
         }
         let config = try options.load()
-        if threadOptions.threads == nil, config.int("train.threads") > 0 {
-            Threading.setThreads(config.int("train.threads"))
-        } else {
-            threadOptions.apply()
-        }
+        threadOptions.apply(configured: config.int("train.threads"))
         if debugOptions.check {
             let started = Date()
             let run = try TrainingRun(config: config, workDirectory: workDir, extraHooks: debugOptions.hooks, stopOnSignals: false)
@@ -96,8 +93,8 @@ struct TrainCommand: ParsableCommand {
 /// Builds and runs the `mpirun` command line of `lors train --np N`.
 struct MPILauncher {
     var ranks: Int
-    /// BLAS threads per rank (nil: max(1, cores / ranks)).
-    var threads: Int?
+    /// Kernel threads of every rank (`Threading.resolve` with the launcher's rank count as processes on the node).
+    var threadsPerRank: Int
     var environment = ProcessInfo.processInfo.environment
     var cores = ProcessInfo.processInfo.activeProcessorCount
 
@@ -106,8 +103,6 @@ struct MPILauncher {
         guard environment["SLURM_JOB_ID"] != nil else { return nil }
         return environment["SLURM_NTASKS"].flatMap(Int.init)
     }
-
-    var threadsPerRank: Int { max(1, threads ?? (cores / ranks)) }
 
     /// `lors-worker` next to this executable.
     static func workerPath() -> String {
@@ -138,7 +133,7 @@ struct MPILauncher {
         // Containers often forbid cross-memory attach (vader's large-message path); copy-in/out always works.
         if environment["OMPI_MCA_btl_vader_single_copy_mechanism"] == nil { env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none" }
         for name in ["LORS_NUM_THREADS", "OPENBLAS_NUM_THREADS"] { args += ["-x", name] }
-        args += ["-np", String(ranks), worker, "--config", config]
+        args += ["-np", String(ranks), worker, "--config", config, "--threads", String(threadsPerRank)]
         if let workDirectory { args += ["--work-dir", workDirectory] }
         for o in overrides { args += ["--set", o] }
         return (args, env)

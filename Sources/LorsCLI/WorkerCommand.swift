@@ -13,8 +13,8 @@ public struct WorkerCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "lors-worker",
         abstract: "One MPI rank of a data-parallel training run (start N with mpirun -np N, srun, or lors train --np N).",
-        discussion: "Same defaults and semantics as lors train. BLAS threads per rank: --threads, train.threads, "
-            + "LORS_NUM_THREADS, else max(1, cores / ranks on this node). Exit codes: 0 done, 1 error, "
+        discussion: "Same defaults and semantics as lors train. Kernel threads per rank: --threads, else train.threads, else "
+            + "LORS_NUM_THREADS, else max(1, cores / ranks on this node) (0 = that automatic value). Exit codes: 0 done, 1 error, "
             + "75 stopped by SIGUSR1/SIGTERM after a checkpoint (run again to resume; --resume auto is the default).")
 
     @Option(name: .customLong("config"), help: ArgumentHelp("Config file (YAML).", valueName: "config"))
@@ -92,20 +92,9 @@ public struct WorkerCommand: ParsableCommand {
                                    resume: resumeOptions.mode)
     }
 
-    /// Threads per rank: `explicit`, else `train.threads`, else `LORS_NUM_THREADS`, else
-    /// max(1, cores / ranks on this node) (from OMPI_COMM_WORLD_LOCAL_SIZE / SLURM_NTASKS_PER_NODE).
+    /// Threads per rank by the one rule (`Threading.resolve`): `explicit`, else `train.threads`, else
+    /// `LORS_NUM_THREADS`, else max(1, cores / ranks on this node).
     static func applyThreads(explicit: Int?, config: Config) {
-        let env = ProcessInfo.processInfo.environment
-        if let explicit {
-            Threading.setThreads(explicit)
-        } else if config.int("train.threads") > 0 {
-            Threading.setThreads(config.int("train.threads"))
-        } else if env["LORS_NUM_THREADS"] != nil {
-            Threading.configureFromEnvironment()
-        } else {
-            let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
-                .lazy.compactMap { env[$0].flatMap { Int($0.prefix { $0.isNumber }) } }.first ?? 1
-            Threading.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
-        }
+        Threading.apply(explicit: explicit, configured: config.int("train.threads"))
     }
 }

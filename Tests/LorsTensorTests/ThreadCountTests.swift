@@ -102,4 +102,20 @@ final class ThreadCountTests: XCTestCase {
             XCTAssertEqual(x.linear(weight: w, bias: bias).toArray().map(\.bitPattern), one, "linear with \(t) threads")
         }
     }
+
+    /// The one thread rule of every command: --threads, else train.threads, else LORS_NUM_THREADS, else
+    /// cores / processes on this node; 0 wherever it is chosen means that automatic value.
+    func testThreadRuleIsTheSameEverywhere() {
+        let env = ["LORS_NUM_THREADS": "3"]
+        XCTAssertEqual(Threading.resolve(explicit: 5, configured: 4, environment: env, cores: 16), 5)
+        XCTAssertEqual(Threading.resolve(explicit: nil, configured: 4, environment: env, cores: 16), 4)
+        XCTAssertEqual(Threading.resolve(explicit: nil, configured: 0, environment: env, cores: 16), 3)
+        XCTAssertEqual(Threading.resolve(explicit: nil, configured: nil, environment: [:], cores: 16), 16)
+        XCTAssertEqual(Threading.resolve(explicit: 0, configured: 4, environment: env, cores: 16), 16, "0 = automatic")
+        XCTAssertEqual(Threading.resolve(explicit: 0, processesOnNode: 4, environment: [:], cores: 16), 4)
+        XCTAssertEqual(Threading.resolve(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "8"], cores: 16), 2)
+        XCTAssertEqual(Threading.resolve(environment: ["SLURM_NTASKS_PER_NODE": "4(x2)"], cores: 16), 4)
+        XCTAssertEqual(Threading.resolve(processesOnNode: 32, environment: [:], cores: 16), 1)
+        XCTAssertEqual(Threading.resolve(environment: ["LORS_NUM_THREADS": "0", "MPI_LOCALNRANKS": "2"], cores: 16), 8)
+    }
 }

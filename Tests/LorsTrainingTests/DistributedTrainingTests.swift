@@ -3,6 +3,7 @@ import XCTest
 @testable import LorsCLI
 import LorsConfig
 import LorsDistributed
+import LorsTensor
 import LorsTraining
 
 /// Shared by the in-process and the MPI trainer tests.
@@ -147,16 +148,20 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     func testLauncherCommandLineAndSlurmLimit() throws {
-        var launcher = MPILauncher(ranks: 8, threads: nil, environment: [:], cores: 2)
+        let threads = Threading.resolve(explicit: nil, configured: 0, processesOnNode: 8, environment: [:], cores: 2)
+        var launcher = MPILauncher(ranks: 8, threadsPerRank: threads, environment: [:], cores: 2)
         let (args, env) = try launcher.commandLine(worker: "/bin/lors-worker", config: "c.yaml", workDirectory: "w", overrides: ["a=1"])
         XCTAssertTrue(args.contains("--oversubscribe"))
-        XCTAssertEqual(Array(args.suffix(9)), ["-np", "8", "/bin/lors-worker", "--config", "c.yaml", "--work-dir", "w", "--set", "a=1"])
+        XCTAssertEqual(Array(args.suffix(11)), ["-np", "8", "/bin/lors-worker", "--config", "c.yaml", "--threads", "1",
+                                                "--work-dir", "w", "--set", "a=1"])
         XCTAssertEqual(env["LORS_NUM_THREADS"], "1")
         launcher.ranks = 2
         launcher.cores = 16
+        launcher.threadsPerRank = Threading.resolve(explicit: nil, configured: 0, processesOnNode: 2, environment: [:], cores: 16)
         let (args2, env2) = try launcher.commandLine(worker: "w", config: "c", workDirectory: nil, overrides: [])
         XCTAssertFalse(args2.contains("--oversubscribe"))
         XCTAssertEqual(env2["LORS_NUM_THREADS"], "8")
+        XCTAssertEqual(Array(args2.suffix(2)), ["--threads", "8"])
         launcher.environment = ["SLURM_JOB_ID": "42", "SLURM_NTASKS": "2"]
         launcher.ranks = 4
         XCTAssertThrowsError(try launcher.commandLine(worker: "w", config: "c", workDirectory: nil, overrides: [])) { error in
