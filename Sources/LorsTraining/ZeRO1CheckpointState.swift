@@ -125,9 +125,14 @@ public final class ZeRO1CheckpointState: CheckpointState {
             try ReplicaSynchronization.broadcastInitialState(model.namedParameters() + model.namedBuffers(), communicator: communicator)
             var received: [Tensor?] = []
             for (index, request) in requests.enumerated() {
+                let keeps = request.owner == nil || request.owner == rank
+                if request.owner == 0 {   // rank 0's own state stays where it was read
+                    received.append(keeps ? read[index] : nil)
+                    continue
+                }
                 var values = rank == 0 ? read[index]!.toArray() : [Float](repeating: 0, count: request.shape.reduce(1, *))
-                if request.owner != 0 { try communicator.broadcast(&values, root: 0) }
-                received.append(request.owner == nil || request.owner == rank ? Tensor(values, shape: request.shape) : nil)
+                try communicator.broadcast(&values, root: 0)
+                received.append(!keeps ? nil : rank == 0 ? read[index] : Tensor(values, shape: request.shape))
             }
             tensors = received
         }

@@ -148,6 +148,34 @@ final class ZeRO1SimulatedCheckpointTests: XCTestCase {
     }
 }
 
+extension ZeRO1SimulatedCheckpointTests {
+    /// Without ZeRO-1: rank 0 writes the replicated state alone and, on load, hands the model and the whole optimizer
+    /// state to the other replica.
+    func testSimulatedReplicasShareAReplicatedCheckpointThroughRankZero() throws {
+        let work = (NSTemporaryDirectory() as NSString).appendingPathComponent("lors-repl-sim-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let (_, plain, _, shadow) = zeroFixture(communicator: LocalCommunicator())
+        let path = try SimulatedWorld(size: 2).run { replica -> String in
+            let state = ReplicatedCheckpointState(communicator: replica)
+            return try CheckpointDirectory(workDirectory: work, communicator: replica).save(
+                metadata: CheckpointMetadata(step: 2, epoch: 0, worldSize: 2), faultInjection: nil) {
+                try state.describe(into: $0, model: shadow, optimizer: plain)
+            }.path
+        }[0]
+        let expectedModel = shadow.namedParameters().map { $0.1.toArray().map(\.bitPattern) }
+        let loaded = try SimulatedWorld(size: 2).run { replica -> ([String: [UInt32]], [[UInt32]]) in
+            let (_, fresh, _, model) = zeroFixture(communicator: LocalCommunicator(), steps: 0)
+            let reader = replica.rank == 0 ? try CheckpointReader(path: path) : nil
+            try ReplicatedCheckpointState(communicator: replica).load(from: reader, model: model, optimizer: fresh)
+            return (stateBits(fresh), model.namedParameters().map { $0.1.toArray().map(\.bitPattern) })
+        }
+        for (rank, result) in loaded.enumerated() {
+            XCTAssertEqual(result.0, stateBits(plain), "rank \(rank)'s optimizer state")
+            XCTAssertEqual(result.1, expectedModel, "rank \(rank)'s model")
+        }
+    }
+}
+
 /// Under `mpirun -np 2` (cluster/test.sh): ZeRO-1 state written by 2 ranks (each its own parameters), read back
 /// serially into a plain AdamW on every rank and collectively into a 2-rank ZeRO-1 optimizer.
 final class ZeRO1CheckpointMPITests: XCTestCase {
