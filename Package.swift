@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(name: "lors", dependencies: ["LorsCLI"]),
         // One MPI rank of a data-parallel run (mpirun -np N lors-worker --config ...).
         .executableTarget(name: "lors-worker", dependencies: ["LorsCLI"]),
-        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsNative", "LorsModels", "LorsOptim",
+        .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsDistributed", "LorsNative", "LorsModels", "LorsOptim",
                                                            "LorsDetection", "LorsImage",
                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "NativeTests", dependencies: ["LorsNative"]),
         .testTarget(name: "LorsDistributedTests", dependencies: ["LorsDistributed", "LorsData", "LorsNN", "LorsModels", "LorsOptim", "LorsNative",
                                                                 "LorsTensor", "LorsTestSupport"]),
-        .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
+        .testTarget(name: "LorsCheckpointTests", dependencies: ["LorsCheckpoint", "LorsDistributed", "LorsNN", "LorsModels", "LorsOptim", "LorsTestSupport", "CZlib"]),
         .testTarget(name: "LorsDetectionTests", dependencies: ["LorsDetection", "LorsTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsDetection", "LorsTestSupport"],
                     resources: [.copy("Fixtures")]),

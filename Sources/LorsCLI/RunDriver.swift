@@ -2,7 +2,6 @@ import Foundation
 import LorsCheckpoint
 import LorsConfig
 import LorsDistributed
-import LorsNative
 import LorsNN
 import LorsOptim
 import LorsTraining
@@ -12,14 +11,14 @@ import LorsTraining
 /// debug hooks and the signal stop. Shared by `lors train` and `lors-worker`, so both behave alike.
 enum RunDriver {
     /// Trains and returns the process exit code (`RunExitCode`: 0 done, 75 stopped by a signal after a checkpoint).
-    /// - Parameter checkpoints: false for simulated replicas other than rank 0 (one process writes the files).
+    /// Every rank runs the checkpoint hook (collective); with simulated replicas rank 0 alone touches the files.
     static func train(config: Config, workDirectory: String, world: Communicator, resume: ResumeMode,
-                      extraHooks: [any TrainingHook] = [], checkpoints writeCheckpoints: Bool = true) throws -> Int32 {
+                      extraHooks: [any TrainingHook] = []) throws -> Int32 {
         let communicator = DataParallelCommunicator(world, config: config)
-        let state = DataParallelCheckpointState(comm: (world as? MPICommunicator)?.comm, communicator: communicator)
+        let state = DataParallelCheckpointState(communicator: communicator)
         let checkpoints = CheckpointHook(config: config, workDirectory: workDirectory, state: state)
         let run = try TrainingRun(config: config, workDirectory: workDirectory, communicator: communicator,
-                                  extraHooks: (writeCheckpoints ? [checkpoints] : []) + extraHooks)
+                                  extraHooks: [checkpoints] + extraHooks)
         // Start-up broadcast, reducer and (ZeRO-1) optimizer shards exist before a checkpoint is loaded into them.
         try communicator.prepare(trainer: run.trainer)
         if case .alreadyFinished = try run.resume(resume, checkpoints: checkpoints) { return RunExitCode.done }
@@ -33,24 +32,24 @@ enum RunDriver {
 /// (`ReplicatedCheckpointState`). Decided at each use, since the shards exist only once the
 /// communicator has been prepared.
 final class DataParallelCheckpointState: CheckpointState {
-    let comm: MPIComm?
-    let communicator: DataParallelCommunicator
+    let dataParallel: DataParallelCommunicator
 
-    init(comm: MPIComm?, communicator: DataParallelCommunicator) {
-        self.comm = comm
-        self.communicator = communicator
+    init(communicator: DataParallelCommunicator) {
+        self.dataParallel = communicator
     }
 
+    var communicator: any Communicator { dataParallel.world }
+
     private var current: CheckpointState {
-        if let sharded = communicator.shardedOptimizer { return ZeRO1CheckpointState(comm: comm, sharded: sharded) }
-        return ReplicatedCheckpointState(comm: comm)
+        if let sharded = dataParallel.shardedOptimizer { return ZeRO1CheckpointState(sharded: sharded) }
+        return ReplicatedCheckpointState(communicator: dataParallel.world)
     }
 
     func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws {
         try current.describe(into: writer, model: model, optimizer: optimizer)
     }
 
-    func load(from reader: CheckpointReader, model: Module, optimizer: any Optimizer) throws {
+    func load(from reader: CheckpointReader?, model: Module, optimizer: any Optimizer) throws {
         try current.load(from: reader, model: model, optimizer: optimizer)
     }
 

@@ -72,14 +72,11 @@ struct TrainCommand: ParsableCommand {
         }
         var status = RunExitCode.done
         if let simulatedRanks {
-            // One process holds every replica: replica 0 writes the checkpoints (with ZeRO-1 each replica holds
-            // only its shard of the optimizer state, so the files are written collectively only under MPI).
-            let zero1 = config.bool("dist.zero1")
-            if zero1 { FileHandle.standardError.write(Data("lors train: --simulate-ranks with dist.zero1 writes no checkpoints (use --np for sharded checkpoints)\n".utf8)) }
+            // One process holds every replica: replica 0 writes and reads the checkpoint files (the other replicas
+            // hand it their ZeRO-1 shards), the same files an MPI run of that many ranks writes and reads.
             let codes = try SimulatedWorld(size: simulatedRanks).run { replica in
                 try RunDriver.train(config: config, workDirectory: workDir, world: replica, resume: resumeOptions.mode,
-                                    extraHooks: replica.rank == 0 ? debugOptions.hooks : [],
-                                    checkpoints: replica.rank == 0 && !zero1)
+                                    extraHooks: replica.rank == 0 ? debugOptions.hooks : [])
             }
             status = codes.max() ?? RunExitCode.done
         } else {

@@ -1,4 +1,5 @@
 import Foundation
+import LorsDistributed
 import LorsNative
 
 /// Where to resume from (`--resume auto|none|PATH`).
@@ -49,26 +50,37 @@ public struct CheckpointCommit: Equatable, Sendable {
 /// improved) by write-temp + fsync + rename, and finally applies `keep_last`. A crash at any point leaves the previous
 /// checkpoint and pointers intact; a stale `.tmp` is overwritten by the next save of that step and removed by rotation.
 ///
-/// In parallel mode (`comm` given) `save` and `resolve` are collective: all ranks write the file together, rank 0
-/// does the renames and pointer files after a barrier, and every rank sees the same outcome.
+/// With a communicator of several ranks `save` and `resolve` are collective and every rank sees the same outcome:
+/// - MPI ranks (`Communicator.mpi`) write the file together (parallel HDF5); rank 0 does the renames and pointer
+///   files after a barrier.
+/// - In-process replicas (a `SimulatedWorld`; the HDF5 library is not thread-safe) hand their parts to rank 0 in
+///   `describe` (see `fileCommunicator`), and rank 0 alone writes, verifies and commits the file, serially. The file
+///   is the same as the one MPI ranks of that world size write.
 public final class CheckpointDirectory {
     /// The work dir.
     public let workDirectory: String
-    /// The communicator in parallel mode.
-    public let comm: MPIComm?
+    /// The ranks of the run (`LocalCommunicator` for one process).
+    public let communicator: any Communicator
+    /// The ranks that open the checkpoint files together: `communicator` when it shares file access (MPI, or one
+    /// rank), else `LocalCommunicator()` on rank 0 (in-process replicas). A `describe` closure of `save` whose ranks
+    /// hold different parts (ZeRO-1 shards) and whose writer's communicator is smaller than `communicator` gathers
+    /// the parts to rank 0, which describes the whole file; the other ranks' writers are not written.
+    public let fileCommunicator: any Communicator
     /// Receives warnings (rank 0 only); default: stderr.
     public var warn: (String) -> Void
-    private let collective: Collective
+    private var collective: any Communicator { communicator }
+    /// Whether this rank opens the files (every rank under MPI, rank 0 of in-process replicas).
+    public var opensFiles: Bool { communicator.sharesFileAccess || communicator.isRoot }
 
     /// `WORK_DIR/checkpoints`.
     public var directory: String { (workDirectory as NSString).appendingPathComponent("checkpoints") }
 
-    public init(workDirectory: String, comm: MPIComm? = nil,
+    public init(workDirectory: String, communicator: any Communicator = LocalCommunicator(),
                 warn: @escaping (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) {
         self.workDirectory = workDirectory
-        self.comm = comm
+        self.communicator = communicator
+        self.fileCommunicator = communicator.sharesFileAccess ? communicator : LocalCommunicator()
         self.warn = warn
-        self.collective = Collective(comm: comm)
     }
 
     // MARK: - Names
@@ -106,7 +118,8 @@ public final class CheckpointDirectory {
     /// Writes, verifies and commits the checkpoint of `metadata.step`. `describe` adds the contents to the writer
     /// (`addModel`, `addOptimizerState`, shards...). `best` moves here when `metadata.evalMetric` beats the current
     /// best's (`higherIsBetter`), or when there is no readable best. `keepLast` (≥ 1) removes the oldest checkpoints
-    /// beyond that many, never the ones `latest` or `best` name. Collective in parallel mode.
+    /// beyond that many, never the ones `latest` or `best` name. Collective; `describe` runs on every rank, with a
+    /// writer over `fileCommunicator`.
     @discardableResult
     public func save(metadata: CheckpointMetadata, optimizer: OptimizerMetadata? = nil, higherIsBetter: Bool = true,
                      keepLast: Int? = nil, faultInjection: FaultInjection? = FaultInjection.fromEnvironment(),
@@ -116,16 +129,29 @@ public final class CheckpointDirectory {
         try collective.agree(file: temporaryPath) {
             if collective.isRoot { try createDirectory() }
         }
-        let writer = CheckpointWriter(path: temporaryPath, comm: comm, faultInjection: faultInjection)
+        let writer = CheckpointWriter(path: temporaryPath, communicator: fileCommunicator, faultInjection: faultInjection)
         try collective.agree(file: temporaryPath) { try describe(writer) }
-        try writer.write(metadata: metadata, optimizer: optimizer)
-        try collective.agree(file: temporaryPath) {
-            try fsyncPath(temporaryPath)
-            if collective.isRoot { try fsyncPath(directory, directory: true) }
+        if communicator.sharesFileAccess {
+            try writer.write(metadata: metadata, optimizer: optimizer)
+            try collective.agree(file: temporaryPath) {
+                try fsyncPath(temporaryPath)
+                if collective.isRoot { try fsyncPath(directory, directory: true) }
+            }
+            let reader = try CheckpointReader(path: temporaryPath, communicator: communicator)
+            try reader.verify()
+            try reader.close()
+        } else {
+            // In-process replicas: rank 0 alone touches the file.
+            try collective.agree(file: temporaryPath) {
+                guard collective.isRoot else { return }
+                try writer.write(metadata: metadata, optimizer: optimizer)
+                try fsyncPath(temporaryPath)
+                try fsyncPath(directory, directory: true)
+                let reader = try CheckpointReader(path: temporaryPath)
+                try reader.verify()
+                try reader.close()
+            }
         }
-        let reader = try CheckpointReader(path: temporaryPath, comm: comm)
-        try reader.verify()
-        try reader.close()
         try collective.barrier()
 
         var outcome = (isBest: false, removed: [String]())
@@ -141,8 +167,8 @@ public final class CheckpointDirectory {
             if let keepLast { outcome.removed = try rotate(keepLast: keepLast) }
         }
         // Every rank reports rank 0's view.
-        let isBest = try collective.broadcast(outcome.isBest ? "1" : "0") == "1"
-        let removed = try collective.broadcast(outcome.removed.joined(separator: "\n")).split(separator: "\n").map(String.init)
+        let isBest = try collective.broadcast(outcome.isBest ? "1" : "0", root: 0) == "1"
+        let removed = try collective.broadcast(outcome.removed.joined(separator: "\n"), root: 0).split(separator: "\n").map(String.init)
         return CheckpointCommit(path: finalPath, isBest: isBest, removed: removed)
     }
 
@@ -177,7 +203,8 @@ public final class CheckpointDirectory {
         try collective.agree(file: directory) {
             if collective.isRoot { choice = try resolveLocally(mode) }
         }
-        let encoded = try collective.broadcast(choice.map { "\($0.step)\t\($0.path)\t" + $0.warnings.joined(separator: "\u{1}") } ?? "")
+        let encoded = try collective.broadcast(choice.map { "\($0.step)\t\($0.path)\t" + $0.warnings.joined(separator: "\u{1}") } ?? "",
+                                               root: 0)
         guard !encoded.isEmpty else { return nil }
         let parts = encoded.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
         return ResumeChoice(path: parts[1], step: Int(parts[0]) ?? 0,

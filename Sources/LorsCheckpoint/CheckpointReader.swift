@@ -1,4 +1,5 @@
 import Foundation
+import LorsDistributed
 import LorsNative
 import LorsNN
 import LorsOptim
@@ -20,13 +21,14 @@ public struct CheckpointDatasetInfo: Equatable, Sendable {
 /// `complete = 1`) and reads the metadata and manifest. Whole-dataset reads verify the dataset's CRC-32;
 /// `verify()` checks every dataset (split across ranks in parallel mode).
 ///
-/// In parallel mode (`comm` given) every method is collective: all ranks call it in the same order; the `range:` of
+/// In parallel mode (an MPI `communicator` of several ranks) every method is collective: all ranks call it in the same order; the `range:` of
 /// `read` may differ per rank, so a rank can read any part of any tensor (ZeRO-1 state re-partitioned for M ranks).
 public final class CheckpointReader {
     /// The file's path.
     public let path: String
-    /// The communicator in parallel mode.
-    public let comm: MPIComm?
+    /// The ranks that read the file together (`LocalCommunicator`: one serial reader). It must share file access
+    /// (`Communicator.sharesFileAccess`: MPI or one rank).
+    public let communicator: any Communicator
     /// The run state from `/meta`.
     public let metadata: CheckpointMetadata
     /// The optimizer's hyper-parameters from `/optimizer`, if stored.
@@ -34,23 +36,23 @@ public final class CheckpointReader {
     /// Every dataset the writer wrote, in write order.
     public let datasets: [CheckpointDatasetInfo]
     let file: HDF5File
-    private let collective: Collective
+    private var collective: any Communicator { communicator }
     private let faultInjection: FaultInjection?
     private var datasetsRead = 0
 
-    /// Opens `path` read-only (collectively when `comm` is given). `faultInjection`: a `checkpoint-read` test fault
-    /// (default: from `LORS_FAULT_INJECT`).
-    public init(path: String, comm: MPIComm? = nil,
+    /// Opens `path` read-only (collectively over an MPI `communicator`). `faultInjection`: a `checkpoint-read` test
+    /// fault (default: from `LORS_FAULT_INJECT`).
+    public init(path: String, communicator: any Communicator = LocalCommunicator(),
                 faultInjection: FaultInjection? = FaultInjection.fromEnvironment(site: FaultInjection.readSite)) throws {
         self.path = path
-        self.comm = comm
-        self.collective = Collective(comm: comm)
+        self.communicator = communicator
         self.faultInjection = faultInjection
+        try communicator.checkFileAccess(file: path)
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError.io(path: path, operation: "open", detail: "no such file")
         }
         do {
-            file = try HDF5File(path: path, mode: .readOnly, comm: comm)
+            file = try HDF5File(path: path, mode: .readOnly, comm: communicator.mpi)
         } catch {
             throw classifyOpenError(error, file: path)
         }
@@ -204,7 +206,7 @@ public final class CheckpointReader {
             }
         }
         for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) }
-        try collective.sum(&computed)
+        try collective.allReduceSum(&computed)
         if let failure = try agreeOnReadError(readError) { throw failure.error }
         var problems: [CheckpointError] = []
         for (index, info) in datasets.enumerated() {
@@ -403,7 +405,7 @@ public final class CheckpointReader {
         // ranks, then the first read error (by dataset index, then rank), then the structural problem.
         var computed = [Int64](repeating: 0, count: count)
         for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) + 1 }
-        try collective.sum(&computed)
+        try collective.allReduceSum(&computed)
         let firstError = try agreeOnReadError(readError)
         for index in 0..<(firstError?.index ?? count) where computed[index] != 0 {
             let crc = UInt32(truncatingIfNeeded: computed[index] - 1)
@@ -447,7 +449,7 @@ public final class CheckpointReader {
     private func agreeOnReadError(_ local: (index: Int, error: Error)?) throws -> (index: Int, error: Error)? {
         let size = Int64(collective.size)
         let key = local.map { Int64($0.index) * size + Int64(collective.rank) } ?? Int64.max
-        let first = try collective.min(key)
+        let first = try collective.allReduceMin(key)
         guard first != Int64.max else { return nil }
         let index = Int(first / size), failing = Int(first % size)
         let message = try collective.broadcast(local.map { "\($0.error)" } ?? "", root: failing)

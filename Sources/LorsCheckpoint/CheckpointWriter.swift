@@ -1,4 +1,5 @@
 import Foundation
+import LorsDistributed
 import LorsNative
 import LorsNN
 import LorsOptim
@@ -18,7 +19,7 @@ import LorsTensor
 /// Every dataset gets a `crc32` attribute (see `CRC32`), combined across ranks with `crc32_combine`. `/meta` gets the
 /// run state, a manifest of all datasets (`datasets`: one `path<TAB>d0,d1,...` line each) and finally `complete = 1`.
 ///
-///     let writer = CheckpointWriter(path: tmp, comm: world)
+///     let writer = CheckpointWriter(path: tmp, communicator: world)
 ///     writer.addModel(model)
 ///     try writer.addOptimizerState(optimizer, model: model)
 ///     try writer.write(metadata: meta, optimizer: OptimizerMetadata(describing: optimizer))
@@ -38,8 +39,9 @@ public final class CheckpointWriter {
 
     /// The file written.
     public let path: String
-    /// The communicator in parallel mode.
-    public let comm: MPIComm?
+    /// The ranks that write the file together (`LocalCommunicator`: one serial writer). It must share file access
+    /// (`Communicator.sharesFileAccess`: MPI or one rank); in-process replicas write through `CheckpointDirectory`.
+    public let communicator: any Communicator
     let faultInjection: FaultInjection?
     private var entries: [Entry] = []
     private var seen: Set<String> = []
@@ -54,11 +56,13 @@ public final class CheckpointWriter {
 
     /// - Parameters:
     ///   - path: the file to create (truncated if it exists). `CheckpointDirectory` passes a `.tmp` name.
-    ///   - comm: the communicator for a collective parallel write; nil for a serial write.
+    ///   - communicator: the ranks of a collective parallel write (parallel HDF5 over its `mpi`); the default
+    ///     `LocalCommunicator()` writes serially.
     ///   - faultInjection: a test fault (default: from `LORS_FAULT_INJECT`).
-    public init(path: String, comm: MPIComm? = nil, faultInjection: FaultInjection? = FaultInjection.fromEnvironment()) {
+    public init(path: String, communicator: any Communicator = LocalCommunicator(),
+                faultInjection: FaultInjection? = FaultInjection.fromEnvironment()) {
         self.path = path
-        self.comm = comm
+        self.communicator = communicator
         self.faultInjection = faultInjection
     }
 
@@ -155,7 +159,8 @@ public final class CheckpointWriter {
     /// Creates the file and writes everything; collective in parallel mode. The file is closed afterwards (also when
     /// an error is thrown).
     public func write(metadata: CheckpointMetadata, optimizer: OptimizerMetadata? = nil) throws {
-        let collective = Collective(comm: comm)
+        let collective = communicator
+        try collective.checkFileAccess(file: path)
         let rank = collective.rank, size = collective.size
         let count = entries.count
         phaseSeconds = []
@@ -166,7 +171,7 @@ public final class CheckpointWriter {
         var signature: UInt64 = fnv1a64("\(count)")
         for entry in entries { signature = fnv1a64("\(entry.path)|\(entry.shape)|", continuing: signature) }
         let signed = Int64(bitPattern: signature)
-        if try collective.min(signed) != (try collective.max(signed)) {
+        if try collective.allReduceMin(signed) != (try collective.allReduceMax(signed)) {
             throw CheckpointError.inconsistentRanks(file: path, detail: "the ranks described different datasets or shapes (\(count) on rank \(rank))")
         }
 
@@ -178,7 +183,7 @@ public final class CheckpointWriter {
             layout[(index * size + rank) * 2] = Int64(range.lowerBound)
             layout[(index * size + rank) * 2 + 1] = Int64(range.count)
         }
-        try collective.sum(&layout)
+        try collective.allReduceSum(&layout)
         func piece(_ index: Int, _ r: Int) -> Range<Int> {
             let lower = Int(layout[(index * size + r) * 2])
             return lower..<(lower + Int(layout[(index * size + r) * 2 + 1]))
@@ -206,7 +211,7 @@ public final class CheckpointWriter {
         //    the fsync that commits the file then waits for the last pieces only).
         endPhase("agree")
         let file: HDF5File
-        do { file = try HDF5File(path: path, mode: .create, comm: comm) } catch { throw wrap(error) }
+        do { file = try HDF5File(path: path, mode: .create, comm: communicator.mpi) } catch { throw wrap(error) }
         var handles: [HDF5Dataset] = []
         var closed = false
         defer {
@@ -244,7 +249,7 @@ public final class CheckpointWriter {
             }
             var checksums = [Int64](repeating: 0, count: count * size)
             for index in 0..<count { checksums[index * size + rank] = Int64(local[index]) }
-            try collective.sum(&checksums)
+            try collective.allReduceSum(&checksums)
 
             // 4. Checksum attributes, manifest and metadata (identical values on every rank).
             var manifest: [String] = []

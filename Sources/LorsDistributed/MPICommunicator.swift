@@ -19,6 +19,7 @@ public final class MPICommunicator: Communicator {
 
     public var rank: Int { comm.rank }
     public var size: Int { comm.size }
+    public var mpi: MPIComm? { comm }
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try comm.allReduce(buffer, op: .sum)
@@ -28,7 +29,20 @@ public final class MPICommunicator: Communicator {
         MPIRequestAdapter(try comm.iAllReduce(buffer, op: .sum))
     }
 
-    public func allReduceSum(_ value: Double) throws -> Double { try comm.allReduce(value, op: .sum) }
+    public func allReduceSum(_ values: [Double]) throws -> [Double] {
+        var values = values
+        try comm.allReduce(&values, op: .sum)
+        return values
+    }
+
+    public func allReduceSum(_ values: [Int64]) throws -> [Int64] {
+        var values = values
+        try comm.allReduce(&values, op: .sum)
+        return values
+    }
+
+    public func allReduceMin(_ value: Int64) throws -> Int64 { try comm.allReduce(value, op: .min) }
+    public func allReduceMax(_ value: Int64) throws -> Int64 { try comm.allReduce(value, op: .max) }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
         try checkRank(root)
@@ -46,6 +60,12 @@ public final class MPICommunicator: Communicator {
     /// One broadcast per rank: meant for small metadata (checksums, names), not tensors.
     public func allGather(bytes: [UInt8]) throws -> [[UInt8]] {
         try (0..<size).map { root in try comm.broadcast(bytes: root == rank ? bytes : [], root: root) }
+    }
+
+    /// `MPI_Gather` of the lengths, then `MPI_Gatherv`.
+    public func gather(bytes: [UInt8], root: Int) throws -> [[UInt8]] {
+        try checkRank(root)
+        return try comm.gather(bytes: bytes, root: root)
     }
 
     public func barrier() throws { try comm.barrier() }

@@ -1,4 +1,5 @@
 import Foundation
+import LorsNative
 import LorsTensor
 
 /// N replicas of a data-parallel job in one process (`--simulate-ranks N`, and the tests).
@@ -308,9 +309,12 @@ public final class SimulatedWorld: @unchecked Sendable {
         for i in 0..<buffer.count { buffer[i] = total[i] }
     }
 
-    func allReduceSum(_ rank: Int, _ value: Double) throws -> Double {
-        let all = try allGather(rank, "allReduceSum(Double)", bytes: withUnsafeBytes(of: value) { Array($0) })
-        return all.map { $0.withUnsafeBytes { $0.loadUnaligned(as: Double.self) } }.reduce(0, +)
+    /// Every rank's `values` (same count on every rank, checked through the operation name), in rank order.
+    func allGather<T: BitwiseCopyable>(_ rank: Int, _ operation: String, values: [T]) throws -> [[T]] {
+        let all = try allGather(rank, "\(operation)(\(values.count) \(T.self))", bytes: values.withUnsafeBytes { Array($0) })
+        return all.map { bytes in
+            bytes.withUnsafeBytes { raw in (0..<values.count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.stride, as: T.self) } }
+        }
     }
 
     func broadcast(_ rank: Int, _ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
@@ -379,6 +383,8 @@ public final class SimulatedCommunicator: Communicator {
     public unowned let world: SimulatedWorld
     public let rank: Int
     public var size: Int { world.size }
+    /// Replicas are threads of one process: no MPI communicator.
+    public var mpi: MPIComm? { nil }
 
     init(world: SimulatedWorld, rank: Int) {
         self.world = world
@@ -389,7 +395,22 @@ public final class SimulatedCommunicator: Communicator {
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommunicationRequest {
         try world.startAllReduceSum(rank, buffer)
     }
-    public func allReduceSum(_ value: Double) throws -> Double { try world.allReduceSum(rank, value) }
+    /// Summed in rank order (`((x0 + x1) + x2) + ...`), the same bits on every rank.
+    public func allReduceSum(_ values: [Double]) throws -> [Double] {
+        let all = try world.allGather(rank, "allReduceSum", values: values)
+        return (0..<values.count).map { i in all.dropFirst().reduce(all[0][i]) { $0 + $1[i] } }
+    }
+    /// Summed in rank order, wrapping on overflow like MPI.
+    public func allReduceSum(_ values: [Int64]) throws -> [Int64] {
+        let all = try world.allGather(rank, "allReduceSum", values: values)
+        return (0..<values.count).map { i in all.dropFirst().reduce(all[0][i]) { $0 &+ $1[i] } }
+    }
+    public func allReduceMin(_ value: Int64) throws -> Int64 {
+        try world.allGather(rank, "allReduceMin", values: [value]).map { $0[0] }.min()!
+    }
+    public func allReduceMax(_ value: Int64) throws -> Int64 {
+        try world.allGather(rank, "allReduceMax", values: [value]).map { $0[0] }.max()!
+    }
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
         try checkRank(root)
         try world.broadcast(rank, buffer, root: root)
@@ -407,6 +428,11 @@ public final class SimulatedCommunicator: Communicator {
             .map { $0.withUnsafeBytes { $0.loadUnaligned(as: Double.self) } }
     }
     public func allGather(bytes: [UInt8]) throws -> [[UInt8]] { try world.allGather(rank, "allGather(bytes)", bytes: bytes) }
+    public func gather(bytes: [UInt8], root: Int) throws -> [[UInt8]] {
+        try checkRank(root)
+        let all = try world.allGather(rank, "gather(bytes, root \(root))", bytes: bytes)
+        return rank == root ? all : []
+    }
     public func barrier() throws { try world.barrier(rank) }
     /// In a simulation, abort ends the process like MPI_Abort would end the job.
     public func abort(message: String) -> Never {

@@ -177,13 +177,19 @@ public struct MPIComm: @unchecked Sendable {
         return result
     }
 
-    /// Gathers one string per rank to `root` (`MPI_Gather` of lengths, then `MPI_Gatherv`). Root returns all
-    /// strings in rank order; other ranks return an empty array.
+    /// Gathers one string per rank to `root`. Root returns all strings in rank order; other ranks return an empty
+    /// array.
     public func gather(_ string: String, root: Int = 0) throws -> [String] {
+        try gather(bytes: Array(string.utf8), root: root).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Gathers one byte string per rank (lengths may differ) to `root` (`MPI_Gather` of lengths, then
+    /// `MPI_Gatherv`). Root returns them in rank order; other ranks return an empty array.
+    public func gather(bytes: [UInt8], root: Int = 0) throws -> [[UInt8]] {
         try checkRoot(root, "MPI_Gatherv")
-        var bytes = Array(string.utf8)
+        var bytes = bytes
         guard bytes.count <= MPIComm.maximumChunk else {
-            throw NativeError.usage("MPI_Gatherv", "string of \(bytes.count) bytes is too long", context: name)
+            throw NativeError.usage("MPI_Gatherv", "\(bytes.count) bytes are too many for one rank", context: name)
         }
         var length = Int32(bytes.count)
         var lengths = [Int32](repeating: 0, count: size)
@@ -193,11 +199,11 @@ public struct MPIComm: @unchecked Sendable {
         var total = 0
         if rank == root {
             for r in 0..<size {
-                guard total <= MPIComm.maximumChunk else {
-                    throw NativeError.usage("MPI_Gatherv", "gathered strings exceed the Int32 count limit", context: name)
-                }
                 displacements[r] = Int32(total)
                 total += Int(lengths[r])
+                guard total <= MPIComm.maximumChunk else {
+                    throw NativeError.usage("MPI_Gatherv", "gathered bytes exceed the Int32 count limit", context: name)
+                }
             }
         }
         var received = [UInt8](repeating: 0, count: Swift.max(total, 1))
@@ -208,7 +214,7 @@ public struct MPIComm: @unchecked Sendable {
         guard rank == root else { return [] }
         return (0..<size).map { r in
             let start = Int(displacements[r])
-            return String(decoding: received[start..<(start + Int(lengths[r]))], as: UTF8.self)
+            return Array(received[start..<(start + Int(lengths[r]))])
         }
     }
 

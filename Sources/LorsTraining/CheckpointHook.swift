@@ -2,14 +2,15 @@ import Foundation
 import Logging
 import LorsCheckpoint
 import LorsConfig
-import LorsNative
+import LorsDistributed
 import LorsNN
 import LorsOptim
+import LorsTensor
 
 /// How this rank's model and optimizer state go into and come out of a checkpoint: the seam between the checkpoint
 /// hook (and resume) and the data-parallel side.
 ///
-/// Protocol (every method is collective when `comm` is non-nil; every rank calls it in the same order):
+/// Protocol (every method is collective over `communicator`; every rank calls it in the same order):
 /// - `describe` makes the SAME `CheckpointWriter.add…` calls (paths, shapes, order) on every rank; only the values
 ///   and the shard ranges differ. Replicated tensors (`add`, `addModel`) are written by one rank each, the writer
 ///   balancing them; state a rank owns (ZeRO-1) goes in with `addShard`/`addOptimizerStateShard`, the owner giving the
@@ -18,15 +19,24 @@ import LorsOptim
 ///   checkpoint written by N ranks loads on M ranks, ZeRO-1 state re-partitioned by the reader's ownership.
 /// - `optimizerMetadata` describes the (logical, whole) optimizer's hyper-parameters, identical on every rank.
 ///
+/// In-process replicas (`SimulatedWorld`: no MPI, and the HDF5 library is not thread-safe) share no file access:
+/// rank 0 alone writes and reads (`CheckpointDirectory.fileCommunicator`). Its writer describes the whole file, the
+/// state the other replicas hold (ZeRO-1 shards) gathered to it over `communicator`; the other replicas' writers are
+/// not written. On load rank 0 gets the reader (the others nil), reads everything, and sends each replica its part
+/// over `communicator`. The file is the one MPI ranks of that world size write and read.
+///
 /// `ReplicatedCheckpointState` (every rank holds the whole state; serial or plain data parallel) and
 /// `ZeRO1CheckpointState` (a `ShardedOptimizer`) implement it.
 public protocol CheckpointState: AnyObject {
-    /// The communicator of a parallel (collective) write and read; nil for one serial process.
-    var comm: MPIComm? { get }
+    /// The ranks of the run (`LocalCommunicator` for one process): MPI ranks write and read the files together,
+    /// in-process replicas through rank 0.
+    var communicator: any Communicator { get }
     /// Adds the model and optimizer datasets to `writer`.
     func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws
     /// Loads the model and this rank's optimizer state from `reader` (checked: presence, shapes, checksums).
-    func load(from reader: CheckpointReader, model: Module, optimizer: any Optimizer) throws
+    /// `reader` is nil on the ranks that do not open the file (in-process replicas other than rank 0), which
+    /// receive their part from rank 0 over `communicator`.
+    func load(from reader: CheckpointReader?, model: Module, optimizer: any Optimizer) throws
     /// `/optimizer` attributes.
     func optimizerMetadata(_ optimizer: any Optimizer) -> OptimizerMetadata
 }
@@ -34,17 +44,28 @@ public protocol CheckpointState: AnyObject {
 /// Every rank holds the whole model and optimizer state (world size 1, or data parallel without ZeRO-1). In parallel
 /// mode the writer still splits the tensors between the ranks, so no rank writes everything.
 public final class ReplicatedCheckpointState: CheckpointState {
-    public let comm: MPIComm?
-    public init(comm: MPIComm? = nil) { self.comm = comm }
+    public let communicator: any Communicator
+    public init(communicator: any Communicator = LocalCommunicator()) { self.communicator = communicator }
 
     public func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws {
         writer.addModel(model)
         writer.addOptimizerState(optimizer, model: model)
     }
 
-    public func load(from reader: CheckpointReader, model: Module, optimizer: any Optimizer) throws {
-        try reader.loadModel(into: model)
-        try reader.loadOptimizer(optimizer, model: model)
+    public func load(from reader: CheckpointReader?, model: Module, optimizer: any Optimizer) throws {
+        if communicator.sharesFileAccess {
+            let reader = try requireReader(reader, rank: communicator.rank)
+            try reader.loadModel(into: model)
+            try reader.loadOptimizer(optimizer, model: model)
+            return
+        }
+        // In-process replicas: rank 0 reads, then hands the model and the whole optimizer state to the others.
+        try communicator.agreeOnRootRead(reader) { reader in
+            try reader.loadModel(into: model)
+            try reader.loadOptimizer(optimizer, model: model)
+        }
+        try ReplicaSynchronization.broadcastInitialState(model.namedParameters() + model.namedBuffers(), communicator: communicator)
+        try broadcastOptimizerState(optimizer, communicator: communicator)
     }
 
     public func optimizerMetadata(_ optimizer: any Optimizer) -> OptimizerMetadata { OptimizerMetadata(describing: optimizer) }
@@ -78,7 +99,7 @@ public final class CheckpointHook: TrainingHook {
     ///   - state: how the tensors are written and read (default: replicated, serial).
     public init(workDirectory: String, intervalSteps: Int, keepLast: Int, configYAML: String,
                 state: CheckpointState = ReplicatedCheckpointState()) {
-        self.directory = CheckpointDirectory(workDirectory: workDirectory, comm: state.comm)
+        self.directory = CheckpointDirectory(workDirectory: workDirectory, communicator: state.communicator)
         self.intervalSteps = intervalSteps
         self.keepLast = max(1, keepLast)
         self.configYAML = configYAML
@@ -155,5 +176,58 @@ extension CheckpointHook: CheckpointSaving {
         guard lastSavedStep != trainer.state.step else { return }
         trainer.log.info("checkpoint for \(reason)")
         try save(trainer)
+    }
+}
+
+/// The reader a rank that opens checkpoint files must have been given.
+func requireReader(_ reader: CheckpointReader?, rank: Int) throws -> CheckpointReader {
+    guard let reader else {
+        throw DistributedError.usage("checkpoint load: rank \(rank) opens the checkpoint file but was given no reader")
+    }
+    return reader
+}
+
+extension Communicator {
+    /// Runs `body` on rank 0 only and makes its outcome collective: every rank throws when it failed (rank 0 its own
+    /// error, the others `failedOnAnotherRank` naming `file` with its message).
+    func onRoot(file: String, _ body: () throws -> Void) throws {
+        var failure = ""
+        var rootError: Error?
+        if isRoot {
+            do { try body() } catch { rootError = error; failure = "\(error)" }
+        }
+        let message = try broadcast(failure, root: 0)
+        if let rootError { throw rootError }
+        if !message.isEmpty { throw CheckpointError.failedOnAnotherRank(file: file, detail: "rank 0: \(message)") }
+    }
+
+    /// In-process replicas: runs `body` with rank 0's reader (the only one), the outcome collective like `onRoot`.
+    func agreeOnRootRead(_ reader: CheckpointReader?, _ body: (CheckpointReader) throws -> Void) throws {
+        try onRoot(file: reader?.path ?? "checkpoint") { try body(try requireReader(reader, rank: rank)) }
+    }
+}
+
+/// Every tensor of rank 0's optimizer state (`stateDictionary()`) to the other ranks, which adopt it: the names and
+/// shapes in one broadcast, then each tensor. Collective.
+func broadcastOptimizerState(_ optimizer: any Optimizer, communicator: any Communicator) throws {
+    let state = communicator.isRoot ? optimizer.stateDictionary() : [:]
+    let keys = state.keys.sorted()
+    let header = try communicator.broadcast(keys.map { key in
+        key + "\t" + state[key]!.shape.map(String.init).joined(separator: ",")
+    }.joined(separator: "\n"), root: 0)
+    var received: [String: Tensor] = [:]
+    for line in header.split(separator: "\n") {
+        let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+        let key = String(parts[0])
+        let shape = parts[1].split(separator: ",").compactMap { Int($0) }
+        var values = communicator.isRoot ? state[key]!.toArray() : [Float](repeating: 0, count: shape.reduce(1, *))
+        try communicator.broadcast(&values, root: 0)
+        if !communicator.isRoot { received[key] = Tensor(values, shape: shape) }
+    }
+    guard !communicator.isRoot else { return }
+    do {
+        try optimizer.loadStateDictionary(adopting: received)
+    } catch {
+        throw CheckpointError.optimizerState(file: "checkpoint (rank \(communicator.rank), state from rank 0)", detail: "\(error)")
     }
 }

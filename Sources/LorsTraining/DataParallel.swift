@@ -96,8 +96,9 @@ public final class DataParallelCommunicator: TrainingCommunicator {
         }
     }
 
+    /// One all-reduce for all `values`.
     public func sum(_ values: [Double]) throws -> [Double] {
-        try values.map { try world.allReduceSum($0) }
+        try world.allReduceSum(values)
     }
 
     /// An optimizer of `template`'s type and settings over `groups` (the ZeRO-1 shard).

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import LorsCheckpoint
+import LorsDistributed
 import LorsNN
 
 /// What `TrainingRun.resume` did.
@@ -67,9 +68,19 @@ extension TrainingRun {
             if mode == .auto { trainer.log.info("no checkpoint in \(checkpoints.directory.directory): starting at step 0") }
             return .fresh
         }
-        let reader = try CheckpointReader(path: choice.path, comm: checkpoints.state.comm)
-        defer { try? reader.close() }
-        let differences = ConfigComparison.differences(stored: reader.metadata.config, current: checkpoints.configYAML,
+        // MPI ranks open the file together; of in-process replicas rank 0 alone, which sends the others its `/meta`.
+        let directory = checkpoints.directory
+        let reader: CheckpointReader?
+        if directory.communicator.sharesFileAccess {
+            reader = try CheckpointReader(path: choice.path, communicator: directory.fileCommunicator)
+        } else {
+            var opened: CheckpointReader?
+            try directory.communicator.onRoot(file: choice.path) { opened = try CheckpointReader(path: choice.path) }
+            reader = opened
+        }
+        defer { try? reader?.close() }
+        let meta = try ResumePoint.shared(reader?.metadata, communicator: directory.communicator, file: choice.path)
+        let differences = ConfigComparison.differences(stored: meta.config, current: checkpoints.configYAML,
                                                        allowedToChange: allowedConfigChanges)
         do {
             try checkpoints.state.load(from: reader, model: trainer.model, optimizer: trainer.optimizer)
@@ -84,7 +95,6 @@ extension TrainingRun {
         guard differences.isEmpty else {
             throw ResumeError.incompatible(file: choice.path, differences: differences, loadProblem: nil)
         }
-        let meta = reader.metadata
         trainer.state.step = meta.step
         trainer.state.learningRate = meta.currentLearningRate
         checkpoints.lastSavedStep = meta.step
@@ -99,5 +109,45 @@ extension TrainingRun {
             + "of \(trainer.state.iterationsPerEpoch)), written by \(meta.worldSize) rank(s)"
         trainer.log.info("\(message)")
         return .resumed(path: choice.path, step: meta.step)
+    }
+}
+
+/// What a resume needs from `/meta`, on every rank (in-process replicas: sent by rank 0, the only one that opens the
+/// file).
+struct ResumePoint {
+    var step: Int
+    var epoch: Int
+    var batchInEpoch: Int
+    var worldSize: Int
+    var currentLearningRate: Double
+    var config: String
+
+    init(_ metadata: CheckpointMetadata) {
+        step = metadata.step
+        epoch = metadata.epoch
+        batchInEpoch = metadata.batchInEpoch
+        worldSize = metadata.worldSize
+        currentLearningRate = metadata.currentLearningRate
+        config = metadata.config
+    }
+
+    /// `metadata` where the rank has it (it opened the file), else rank 0's; collective unless every rank opened it.
+    static func shared(_ metadata: CheckpointMetadata?, communicator: any Communicator, file: String) throws -> ResumePoint {
+        if communicator.sharesFileAccess, let metadata { return ResumePoint(metadata) }
+        let encoded = metadata.map { m in
+            "\(m.step)\t\(m.epoch)\t\(m.batchInEpoch)\t\(m.worldSize)\t\(m.currentLearningRate.bitPattern)\t" + m.config
+        } ?? ""
+        let received = try communicator.broadcast(encoded, root: 0)
+        let parts = received.split(separator: "\t", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, let step = Int(parts[0]), let epoch = Int(parts[1]), let batch = Int(parts[2]),
+              let world = Int(parts[3]), let lrBits = UInt64(parts[4]) else {
+            throw CheckpointError.failedOnAnotherRank(file: file, detail: "rank 0 could not read the checkpoint's /meta")
+        }
+        var point = ResumePoint(CheckpointMetadata(step: step, epoch: epoch))
+        point.batchInEpoch = batch
+        point.worldSize = world
+        point.currentLearningRate = Double(bitPattern: lrBits)
+        point.config = String(parts[5])
+        return point
     }
 }

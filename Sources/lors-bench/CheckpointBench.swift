@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LorsCheckpoint
 import LorsCLI
+import LorsDistributed
 import LorsModels
 import LorsNative
 import LorsNN
@@ -57,12 +58,12 @@ struct CheckpointBench: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         let underMPI = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
-        let comm: MPIComm? = underMPI ? try MPIEnvironment.initialize() : nil
-        let rank = comm?.rank ?? 0, size = comm?.size ?? 1
+        let comm: any Communicator = underMPI ? try MPICommunicator() : LocalCommunicator()
+        let rank = comm.rank, size = comm.size
         var directory = dir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("lors-bench-checkpoint-\(getpid())")
-        if let comm { directory = try comm.broadcast(directory) }
+        directory = try comm.broadcast(directory, root: 0)
         if rank == 0 { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-        try comm?.barrier()
+        try comm.barrier()
         defer { if rank == 0 && dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
 
         var c = ViTConfiguration()
@@ -89,13 +90,13 @@ struct CheckpointBench: ParsableCommand {
         var phaseOrder: [String] = []          // the phases in the order they first ran
         func record(_ name: String, _ seconds: Double) throws {
             if phases[name] == nil { phaseOrder.append(name) }
-            phases[name, default: []].append(try comm?.allReduce(seconds, op: .max) ?? seconds)
+            phases[name, default: []].append(try slowest(seconds, comm))
         }
         // Every timed write and load first gets page-cache memory the way a machine that has been running has it.
         let warmShare = 12 * parameters / size + (4 << 20)
         func prewarm() throws {
             if !noPrewarm { try prewarmPageCache(directory: directory, rank: rank, bytes: warmShare) }
-            try comm?.barrier()
+            try comm.barrier()
         }
         var bytes = 0
         for repetition in 0..<max(1, repeats) {
@@ -105,7 +106,7 @@ struct CheckpointBench: ParsableCommand {
             var writerPhases: [(phase: String, seconds: Double)] = []
             var fsyncSeconds = 0.0
             writeTimes.append(try timed(comm) {
-                let writer = CheckpointWriter(path: plain, comm: comm, faultInjection: nil)
+                let writer = CheckpointWriter(path: plain, communicator: comm, faultInjection: nil)
                 describe(writer)
                 try writer.write(metadata: meta, optimizer: OptimizerMetadata(describing: optimizer))
                 writerPhases = writer.phaseSeconds
@@ -118,7 +119,7 @@ struct CheckpointBench: ParsableCommand {
 
             // The whole atomic commit.
             let work = (directory as NSString).appendingPathComponent("work_\(repetition)")
-            let checkpoints = CheckpointDirectory(workDirectory: work, comm: comm)
+            let checkpoints = CheckpointDirectory(workDirectory: work, communicator: comm)
             var path = ""
             try prewarm()
             commitTimes.append(try timed(comm) {
@@ -130,12 +131,12 @@ struct CheckpointBench: ParsableCommand {
             evict(path)
             try prewarm()
             loadTimes.append(try timed(comm) {
-                let reader = try CheckpointReader(path: path, comm: comm)
+                let reader = try CheckpointReader(path: path, communicator: comm)
                 try reader.loadModel(into: model)
                 try reader.loadOptimizer(optimizer, model: model)
                 try reader.close()
             })
-            try comm?.barrier()
+            try comm.barrier()
             if rank == 0 { try? FileManager.default.removeItem(atPath: work) }
 
             // Raw sequential write (+ fsync) and cold read of the same number of bytes, split over the ranks: into ONE
@@ -154,12 +155,12 @@ struct CheckpointBench: ParsableCommand {
             evict(shared)
             try prewarm()
             rawReadTimes.append(try timed(comm) { try rawRead(shared, bytes: share, offset: offset) })
-            try comm?.barrier()
+            try comm.barrier()
             if rank == 0 { unlink(shared) }
             // The same raw write with the writer's write-behind.
             let behind = (directory as NSString).appendingPathComponent("raw_behind_\(repetition).bin")
             if rank == 0 { close(open(behind, O_WRONLY | O_CREAT | O_TRUNC, 0o644)) }
-            try comm?.barrier()
+            try comm.barrier()
             try prewarm()
             var behindPhases = (write: 0.0, fsync: 0.0)
             rawWriteBehindTimes.append(try timed(comm) {
@@ -167,7 +168,7 @@ struct CheckpointBench: ParsableCommand {
             })
             try record("raw_write_behind.write", behindPhases.write)
             try record("raw_write_behind.fsync", behindPhases.fsync)
-            try comm?.barrier()
+            try comm.barrier()
             if rank == 0 { unlink(behind) }
             if size > 1 {
                 let own = (directory as NSString).appendingPathComponent("raw_\(repetition)_\(rank).bin")
@@ -226,12 +227,17 @@ private func seconds(_ body: () throws -> Void) rethrows -> Double {
 }
 
 /// Wall time of `body` on the slowest rank (a barrier after it).
-private func timed(_ comm: MPIComm?, _ body: () throws -> Void) throws -> Double {
+private func timed(_ comm: any Communicator, _ body: () throws -> Void) throws -> Double {
     let elapsed = try seconds {
         try body()
-        try comm?.barrier()
+        try comm.barrier()
     }
-    return try comm?.allReduce(elapsed, op: .max) ?? elapsed
+    return try slowest(elapsed, comm)
+}
+
+/// The largest of every rank's `seconds`.
+private func slowest(_ seconds: Double, _ comm: any Communicator) throws -> Double {
+    try comm.allGather(seconds).max() ?? seconds
 }
 
 private func fileSize(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0 }

@@ -1,5 +1,6 @@
 import Foundation
 import LorsCheckpoint
+import LorsDistributed
 import LorsModels
 import LorsNative
 import LorsOptim
@@ -34,7 +35,7 @@ final class CheckpointMPITests: XCTestCase {
     private func writeTrainedCheckpoint(step: Int, in work: String) throws -> (path: String, model: VisionTransformer, optimizer: AdamW) {
         let (model, optimizer) = makeTrainedModel()
         let path = work + "/step_0000000\(step).h5"
-        let writer = CheckpointWriter(path: path, comm: world, faultInjection: nil)
+        let writer = CheckpointWriter(path: path, communicator: MPICommunicator(world), faultInjection: nil)
         writer.addModel(model)
         writer.addOptimizerState(optimizer, model: model)
         try writer.write(metadata: makeMetadata(step: step), optimizer: OptimizerMetadata(describing: optimizer))
@@ -59,7 +60,7 @@ final class CheckpointMPITests: XCTestCase {
         // flat ranges of optimizer state it owns, as ZeRO-1 would.
         let (model, optimizer) = makeTrainedModel()
         let state = optimizer.stateDictionary()
-        let directory = CheckpointDirectory(workDirectory: work, comm: world)
+        let directory = CheckpointDirectory(workDirectory: work, communicator: MPICommunicator(world))
         var meta = makeMetadata(step: 4)
         meta.worldSize = size
         let commit = try directory.save(metadata: meta, optimizer: OptimizerMetadata(describing: optimizer), faultInjection: nil) { writer in
@@ -78,7 +79,7 @@ final class CheckpointMPITests: XCTestCase {
         XCTAssertEqual(try world.broadcast(commit.path), commit.path, "every rank reports the same path")
 
         // Collective reading: model whole on every rank, optimizer state re-partitioned (reversed ownership).
-        let reader = try CheckpointReader(path: commit.path, comm: world)
+        let reader = try CheckpointReader(path: commit.path, communicator: MPICommunicator(world))
         XCTAssertEqual(reader.metadata.worldSize, size)
         let (fresh, _) = makeTrainedModel(seed: 123, steps: 0)
         try reader.loadModel(into: fresh)
@@ -112,7 +113,7 @@ final class CheckpointMPITests: XCTestCase {
     func testRanksDescribingDifferentDatasetsFailTogether() throws {
         let work = try sharedDirectory()
         defer { if world.rank == 0 { try? FileManager.default.removeItem(atPath: work) } }
-        let writer = CheckpointWriter(path: work + "/bad.h5", comm: world, faultInjection: nil)
+        let writer = CheckpointWriter(path: work + "/bad.h5", communicator: MPICommunicator(world), faultInjection: nil)
         writer.add("/model/w", shape: [2 + world.rank], values: [Float](repeating: 1, count: 2 + world.rank))
         XCTAssertThrowsError(try writer.write(metadata: makeMetadata(step: 1))) { error in
             guard case .inconsistentRanks? = error as? CheckpointError else { return XCTFail("rank \(self.world.rank): \(error)") }
@@ -130,7 +131,7 @@ final class CheckpointMPITests: XCTestCase {
 
         // Owner-only reads of the optimizer state (dataset i owned by rank i % size), healthy file.
         let state = optimizer.stateDictionary()
-        let reader = try CheckpointReader(path: path, comm: world)
+        let reader = try CheckpointReader(path: path, communicator: MPICommunicator(world))
         let optimizerInfos = reader.optimizerDatasets.map(\.info)
         let requests = optimizerInfos.enumerated().map { index, info in (path: info.path, shape: info.shape, owner: Int?(index % size)) }
         let tensors = try reader.readTensors(requests)
@@ -156,7 +157,7 @@ final class CheckpointMPITests: XCTestCase {
         }
         try world.barrier()
 
-        let damaged = try CheckpointReader(path: path, comm: world)
+        let damaged = try CheckpointReader(path: path, communicator: MPICommunicator(world))
         let (fresh, _) = makeTrainedModel(seed: 99, steps: 0)
         // No early return below: every rank must make every collective call even when an assertion fails.
         let modelError = checkpointError { try damaged.loadModel(into: fresh) }
@@ -194,7 +195,7 @@ final class CheckpointMPITests: XCTestCase {
             ("verify", { reader in try reader.verify() }),
         ]
         for (name, body) in cases {
-            let reader = try CheckpointReader(path: path, comm: world, faultInjection: fault)
+            let reader = try CheckpointReader(path: path, communicator: MPICommunicator(world), faultInjection: fault)
             let error = checkpointError { try body(reader) }
             let rankOneMessage = try world.broadcast(rank == 1 ? "\(error.map { "\($0)" } ?? "none")" : "", root: 1)
             switch error {

@@ -51,6 +51,29 @@ final class MPIDataParallelTests: XCTestCase {
         try communicator.barrier()
     }
 
+    /// The communicator's collectives over MPI give what the simulated world of the same size gives (array sums in
+    /// one collective, Int64 min/max, strings, rooted gather of different lengths); `mpi` is the wrapped world.
+    func testCommunicatorCollectivesEqualSimulation() throws {
+        let body: (Communicator) throws -> [String] = { comm in
+            let r = comm.rank
+            let doubles = try comm.allReduceSum([Double(r) + 0.5, -Double(r)])
+            let ints = try comm.allReduceSum([Int64(r), 7])
+            let low = try comm.allReduceMin(Int64(10 - r)), high = try comm.allReduceMax(Int64(10 - r))
+            let root = comm.size - 1
+            let text = try comm.broadcast(r == root ? "from the last rank ✓" : "", root: root)
+            let gathered = try comm.gather(bytes: Array(repeating: UInt8(r), count: r), root: root)
+            let strings = try comm.allGather(String(repeating: "y", count: r + 1))
+            let gatheredStrings = try comm.gather("rank \(r)", root: 0)
+            return ["\(doubles)", "\(ints)", "\(low) \(high)", text, "\(gathered)", "\(strings)", "\(gatheredStrings)"]
+        }
+        let mpi = try body(communicator)
+        XCTAssertNotNil(communicator.mpi)
+        XCTAssertEqual(communicator.mpi?.size, communicator.size)
+        let simulated = try SimulatedWorld(size: communicator.size).run { try body($0) }
+        XCTAssertEqual(mpi, simulated[communicator.rank], "rank \(communicator.rank)")
+        try communicator.barrier()
+    }
+
     func testReducedGradientsAndParametersEqualSimulationAndSingleRank() throws {
         var options = RunOptions()
         options.clip = 0.05

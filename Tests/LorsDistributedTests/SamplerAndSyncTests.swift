@@ -60,6 +60,45 @@ final class SimulatedWorldTests: XCTestCase {
         }
     }
 
+    /// Array sums in one collective (rank order), Int64 min/max, string broadcast, rooted gather and all-gather of
+    /// strings of different lengths; local and simulated communicators have no MPI handle.
+    func testArrayReductionsGathersAndStrings() throws {
+        let out = try SimulatedWorld(size: 3).run { comm -> ([Double], [Int64], Int64, Int64, String, [[UInt8]], [String], Bool) in
+            let r = comm.rank
+            let doubles = try comm.allReduceSum([Double(r) + 0.25, -Double(r), 1e16])
+            let ints = try comm.allReduceSum([Int64(r), Int64.max - 1, 0])
+            let low = try comm.allReduceMin(Int64(10 - r)), high = try comm.allReduceMax(Int64(10 - r))
+            let text = try comm.broadcast(r == 1 ? "from rank 1 ✓" : "ignored", root: 1)
+            let gathered = try comm.gather(bytes: Array(repeating: UInt8(r), count: r + 1), root: 2)
+            let strings = try comm.allGather(String(repeating: "x", count: r))
+            return (doubles, ints, low, high, text, gathered, strings, comm.mpi == nil)
+        }
+        for (rank, o) in out.enumerated() {
+            XCTAssertEqual(o.0.map(\.bitPattern), [((0.25 + 1.25) + 2.25), ((-0.0 + -1.0) + -2.0), ((1e16 + 1e16) + 1e16)].map(\.bitPattern))
+            XCTAssertEqual(o.1, [3, (Int64.max - 1) &+ (Int64.max - 1) &+ (Int64.max - 1), 0], "sums wrap like MPI's")
+            XCTAssertEqual(o.2, 8)
+            XCTAssertEqual(o.3, 10)
+            XCTAssertEqual(o.4, "from rank 1 ✓")
+            XCTAssertEqual(o.5, rank == 2 ? [[0], [1, 1], [2, 2, 2]] : [], "rank \(rank)")
+            XCTAssertEqual(o.6, ["", "x", "xx"])
+            XCTAssertTrue(o.7)
+        }
+        let local = LocalCommunicator()
+        XCTAssertNil(local.mpi)
+        XCTAssertEqual(try local.allReduceSum([1.5, 2]), [1.5, 2])
+        XCTAssertEqual(try local.allReduceSum([Int64(4)]), [4])
+        XCTAssertEqual(try local.allReduceMin(3), 3)
+        XCTAssertEqual(try local.allReduceMax(3), 3)
+        XCTAssertEqual(try local.gather(bytes: [7], root: 0), [[7]])
+        XCTAssertThrowsError(try local.gather(bytes: [7], root: 1))
+        // A different count at the same position is a mismatch, not a silent truncation.
+        XCTAssertThrowsError(try SimulatedWorld(size: 2).run { comm in
+            _ = try comm.allReduceSum([Double](repeating: 1, count: comm.rank + 1))
+        }) { error in
+            guard case DistributedError.collectiveMismatch = error else { return XCTFail("\(error)") }
+        }
+    }
+
     func testMismatchedAndMissingCollectivesFailInsteadOfHanging() {
         XCTAssertThrowsError(try SimulatedWorld(size: 2).run { comm in
             if comm.rank == 0 { try comm.barrier() } else { _ = try comm.allGather(Int64(1)) }

@@ -1,9 +1,11 @@
 import Foundation
 import XCTest
 @testable import LorsCLI
+import LorsCheckpoint
 import LorsConfig
 import LorsDistributed
 import LorsTensor
+import LorsTestSupport
 import LorsTraining
 
 /// Shared by the in-process and the MPI trainer tests.
@@ -137,6 +139,60 @@ final class DistributedTrainingTests: XCTestCase {
         try command.run()
         let metrics = try String(contentsOfFile: work + "/metrics.jsonl", encoding: .utf8)
         XCTAssertEqual(metrics.split(separator: "\n").filter { $0.contains("\"type\":\"train\"") }.count, 5, metrics)
+    }
+
+    /// ZeRO-1 checkpoints cross between in-process replicas and MPI ranks of the same world size: 3 steps with
+    /// `--simulate-ranks 2` resumed by `--np 2` (and the reverse) end with the parameters of 5 uninterrupted steps,
+    /// bit for bit, and the simulated run's checkpoint is the one an MPI run writes.
+    func testZeroOneCheckpointOfSimulatedRanksResumesUnderMPIAndBack() throws {
+        let path = (directory as NSString).appendingPathComponent("zero1.yaml")
+        try DistributedTrainingSupport.yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let settings = ["--threads", "1", "--set", "optimizer.type=adamw", "--set", "dist.zero1=true"]
+        func train(_ work: String, _ ranks: [String], steps: Int) throws {
+            let run = try runLors(["train", path, "--work-dir", work] + ranks + settings + ["--set", "train.max_steps=\(steps)"])
+            XCTAssertEqual(run.status, 0, "lors train \(ranks) \(steps) steps: \(run.stderr)")
+            if ranks.contains("--np") { XCTAssertTrue(run.stderr.contains("mpirun"), run.stderr) }
+        }
+        func resumedFromStep3(_ work: String) throws -> Bool {
+            try String(contentsOfFile: work + "/log.txt", encoding: .utf8).contains("resumed from \(work)/checkpoints/step_00000003.h5: step 3")
+        }
+        func checkpoint(_ work: String, step: Int) throws -> CheckpointReader {
+            try CheckpointReader(path: CheckpointDirectory(workDirectory: work).path(of: CheckpointDirectory.fileName(step: step)))
+        }
+        func contents(_ reader: CheckpointReader, under prefix: String) throws -> [String: [UInt32]] {
+            Dictionary(uniqueKeysWithValues: try reader.datasets.filter { $0.path.hasPrefix(prefix) }.map {
+                ($0.path, try reader.read($0.path).map(\.bitPattern))
+            })
+        }
+        let simulated = ["--simulate-ranks", "2"], mpi = ["--np", "2"]
+        let reference = directory + "/uninterrupted", forward = directory + "/simulated-then-mpi", backward = directory + "/mpi-then-simulated"
+        try train(reference, simulated, steps: 5)
+        try train(forward, simulated, steps: 3)
+        try train(backward, mpi, steps: 3)
+
+        // The simulated replicas' step-3 file: the datasets, order and values of the MPI ranks' file.
+        let simulatedFile = try checkpoint(forward, step: 3), mpiFile = try checkpoint(backward, step: 3)
+        XCTAssertEqual(simulatedFile.datasets, mpiFile.datasets)
+        XCTAssertTrue(simulatedFile.datasets.contains { $0.path.hasSuffix("/exp_avg_sq") })
+        XCTAssertEqual(try contents(simulatedFile, under: "/"), try contents(mpiFile, under: "/"))
+        XCTAssertEqual(simulatedFile.metadata.worldSize, 2)
+        try simulatedFile.close()
+        try mpiFile.close()
+
+        try train(forward, mpi, steps: 5)
+        try train(backward, simulated, steps: 5)
+        let expected = try checkpoint(reference, step: 5)
+        let model = try contents(expected, under: CheckpointLayout.modelGroup + "/"),
+            state = try contents(expected, under: CheckpointLayout.optimizerGroup + "/")
+        XCTAssertFalse(model.isEmpty)
+        for work in [forward, backward] {
+            XCTAssertTrue(try resumedFromStep3(work), "\(work) did not resume from step 3")
+            let resumed = try checkpoint(work, step: 5)
+            XCTAssertEqual(try contents(resumed, under: CheckpointLayout.modelGroup + "/"), model, "\(work): parameters after step 5")
+            XCTAssertEqual(try contents(resumed, under: CheckpointLayout.optimizerGroup + "/"), state, "\(work): optimizer state after step 5")
+            try resumed.close()
+        }
+        try expected.close()
     }
 
     func testWorldSizeThatDoesNotDivideTheBatchIsAnErrorNamingBothNumbers() throws {

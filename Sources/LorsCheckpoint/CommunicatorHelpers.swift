@@ -1,41 +1,34 @@
 import Foundation
+import LorsDistributed
 import LorsNative
 
-/// The few collectives the checkpoint code needs, over an optional communicator (nil: one serial process).
-struct Collective {
-    let comm: MPIComm?
-
-    var rank: Int { comm?.rank ?? 0 }
-    var size: Int { comm?.size ?? 1 }
-    var isRoot: Bool { rank == 0 }
-
-    func sum(_ values: inout [Int64]) throws {
-        guard let comm else { return }
-        try comm.allReduce(&values, op: .sum)
-    }
-
-    func max(_ value: Int64) throws -> Int64 { try comm?.allReduce(value, op: .max) ?? value }
-    func min(_ value: Int64) throws -> Int64 { try comm?.allReduce(value, op: .min) ?? value }
-
-    func barrier() throws { try comm?.barrier() }
-
-    func broadcast(_ string: String, root: Int = 0) throws -> String { try comm?.broadcast(string, root: root) ?? string }
-
+extension Communicator {
     /// Runs `body` on every rank and makes the outcome collective: if any rank threw, every rank throws (its own
     /// error, or `failedOnAnotherRank` with the lowest failing rank's message).
     func agree<T>(file: String, _ body: () throws -> T) throws -> T {
         var result: Result<T, Error>
         do { result = .success(try body()) } catch { result = .failure(error) }
-        guard let comm else { return try result.get() }
-        var failed: Int64 = 0
-        if case .failure = result { failed = 1 }
-        let lowestFailing = try comm.allReduce(failed == 1 ? Int64(comm.rank) : Int64.max, op: .min)
+        guard size > 1 else { return try result.get() }
+        var failed = false
+        if case .failure = result { failed = true }
+        let lowestFailing = try allReduceMin(failed ? Int64(rank) : Int64.max)
         if lowestFailing == Int64.max { return try result.get() }
         var message = ""
         if case .failure(let error) = result { message = "\(error)" }
-        let rootMessage = try comm.broadcast(message, root: Int(lowestFailing))
+        let rootMessage = try broadcast(message, root: Int(lowestFailing))
         if case .failure(let error) = result { throw error }
         throw CheckpointError.failedOnAnotherRank(file: file, detail: "rank \(lowestFailing): \(rootMessage)")
+    }
+
+    /// The communicator a checkpoint file is opened over (`CheckpointWriter`, `CheckpointReader`): this one when every
+    /// rank opens files (`sharesFileAccess`), else an error naming `file` (in-process replicas go through
+    /// `CheckpointDirectory`, where rank 0 alone opens the file).
+    func checkFileAccess(file: String) throws {
+        guard sharesFileAccess else {
+            throw CheckpointError.inconsistentRanks(
+                file: file, detail: "\(size) in-process replicas cannot open one HDF5 file together (no MPI communicator); "
+                    + "rank 0 opens it alone over a LocalCommunicator (see CheckpointDirectory)")
+        }
     }
 }
 
