@@ -36,7 +36,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         if let ranks {
-            _ = try options.load()  // fail fast, before starting any rank
+            try TrainingSetup.checkTrainable(RunSettings(try options.load()))  // fail fast, before starting any rank
             let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads)
                 .run(config: options.config, workDirectory: nil, overrides: options.overrides,
                      workerArguments: ["--eval-checkpoint", checkpoint] + (json ? ["--json"] : []))
@@ -49,7 +49,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     /// Loads `checkpoint` into the model of `config`, evaluates the test set sharded over `world`'s ranks
-    /// (counts summed, no padded sample counted) and prints the result on rank 0.
+    /// (counts summed, no padded sample counted) and prints the result on rank 0. A model or dataset that
+    /// `lors train` cannot train is refused before the checkpoint or any data is read.
     static func evaluate(config: Config, checkpoint: String, world: Communicator, json: Bool) throws {
         if let text = try report(config: config, checkpoint: checkpoint, world: world, json: json) { print(text) }
     }
@@ -57,16 +58,19 @@ struct EvalCommand: ParsableCommand {
     /// What `evaluate` prints on rank 0 (nil on the other ranks): a summary line (unless `json`), then the JSON line
     /// `type`, `checkpoint`, `step`, `top1`, `top5` (fractions in 0...1), `loss`, `images`, keys in this order.
     static func report(config: Config, checkpoint: String, world: Communicator, json: Bool) throws -> String? {
+        let settings = RunSettings(config)
+        try TrainingSetup.checkTrainable(settings)
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
-        let model = try CheckpointTools.loadModel(config, from: reader)
-        let result = try CheckpointTools.evaluate(model, config: config, communicator: DataParallelCommunicator(world, config: config))
+        let model = try CheckpointTools.loadModel(settings.model, from: reader)
+        let result = try CheckpointTools.evaluate(model, settings: settings,
+                                                  communicator: DataParallelCommunicator(world, settings: settings.dist))
         guard world.rank == 0 else { return nil }
         let step = reader.metadata.step
         let record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step), "top1": .double(result.top1),
                                   "top5": .double(result.top5), "loss": .double(result.loss), "images": .int(result.accuracy.total)]
         if json { return record.text() }
-        return "eval \(checkpoint) (step \(step)) on \(config.string("data.dataset")) test: "
+        return "eval \(checkpoint) (step \(step)) on \(settings.data.dataset.rawValue) test: "
             + String(format: "top1 %.2f%% top5 %.2f%% loss %.4f (%d images)", 100 * result.top1, 100 * result.top5, result.loss,
                      result.accuracy.total)
             + "\n" + record.text()
@@ -131,14 +135,14 @@ struct ExportCommand: ParsableCommand {
         }
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
-        let config = try CheckpointTools.storedConfig(reader)
-        var metadata = CheckpointTools.vitMetadata(config)
+        let settings = RunSettings(try CheckpointTools.storedConfig(reader))
+        var metadata = CheckpointTools.vitMetadata(settings.model.vit)
         metadata["source"] = checkpoint
         metadata["step"] = String(reader.metadata.step)
         metadata["merged_lors"] = String(mergeLORS)
         let tensors: [(name: String, tensor: Tensor)]
         if mergeLORS || referenceLogits != nil {
-            let model = try CheckpointTools.loadModel(config, from: reader)
+            let model = try CheckpointTools.loadModel(settings.model, from: reader)
             tensors = mergeLORS ? CheckpointTools.denseTensors(model, mergeLORS: true) : try CheckpointExport.modelTensors(from: reader)
             if let referenceLogits {
                 let (input, logits) = CheckpointTools.referenceLogits(model)

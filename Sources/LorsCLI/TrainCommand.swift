@@ -54,16 +54,20 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let workDir = workDirectory ?? options.defaultWorkDir
         if let ranks {
-            let config = try options.load()  // fail fast, before starting any rank
-            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? (config.int("train.threads") > 0 ? config.int("train.threads") : nil))
+            let settings = RunSettings(try options.load())  // fail fast, before starting any rank
+            try TrainingSetup.checkTrainable(settings)
+            let configThreads = settings.train.threads > 0 ? settings.train.threads : nil
+            let status = try MPILauncher(ranks: ranks, threads: threadOptions.threads ?? configThreads)
                 .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides,
                      workerArguments: ["--resume", resumeOptions.argument])
             if status != 0 { throw ExitCode(status) }
             return
         }
         let config = try options.load()
-        if threadOptions.threads == nil, config.int("train.threads") > 0 {
-            Threading.setThreads(config.int("train.threads"))
+        let settings = RunSettings(config)
+        try TrainingSetup.checkTrainable(settings)  // before loading any data
+        if threadOptions.threads == nil, settings.train.threads > 0 {
+            Threading.setThreads(settings.train.threads)
         } else {
             threadOptions.apply()
         }
@@ -77,7 +81,7 @@ struct TrainCommand: ParsableCommand {
         if let simulatedRanks {
             // One process holds every replica: replica 0 writes the checkpoints (with ZeRO-1 each replica holds
             // only its shard of the optimizer state, so the files are written collectively only under MPI).
-            let zero1 = config.bool("dist.zero1")
+            let zero1 = settings.dist.zero1
             if zero1 { FileHandle.standardError.write(Data("lors train: --simulate-ranks with dist.zero1 writes no checkpoints (use --np for sharded checkpoints)\n".utf8)) }
             let codes = try SimulatedWorld(size: simulatedRanks).run { replica in
                 try RunDriver.train(config: config, workDirectory: workDir, world: replica, resume: resumeOptions.mode,

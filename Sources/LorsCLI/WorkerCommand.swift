@@ -83,7 +83,9 @@ public struct WorkerCommand: ParsableCommand {
     func train(world: Communicator) throws -> Int32 {
         let options = ConfigOptions(config: config, overrides: overrides)
         let loaded = try options.load()
-        WorkerCommand.applyThreads(explicit: threads, config: loaded)
+        let settings = RunSettings(loaded)
+        try TrainingSetup.checkTrainable(settings)  // before reading any data or checkpoint
+        WorkerCommand.applyThreads(explicit: threads, settings: settings.train)
         if let evalCheckpoint {
             try EvalCommand.evaluate(config: loaded, checkpoint: evalCheckpoint, world: world, json: json)
             return RunExitCode.done
@@ -94,12 +96,12 @@ public struct WorkerCommand: ParsableCommand {
 
     /// Threads per rank: `explicit`, else `train.threads`, else `LORS_NUM_THREADS`, else
     /// max(1, cores / ranks on this node) (from OMPI_COMM_WORLD_LOCAL_SIZE / SLURM_NTASKS_PER_NODE).
-    static func applyThreads(explicit: Int?, config: Config) {
+    static func applyThreads(explicit: Int?, settings: RunSettings.Train) {
         let env = ProcessInfo.processInfo.environment
         if let explicit {
             Threading.setThreads(explicit)
-        } else if config.int("train.threads") > 0 {
-            Threading.setThreads(config.int("train.threads"))
+        } else if settings.threads > 0 {
+            Threading.setThreads(settings.threads)
         } else if env["LORS_NUM_THREADS"] != nil {
             Threading.configureFromEnvironment()
         } else {

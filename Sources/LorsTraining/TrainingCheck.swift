@@ -1,4 +1,5 @@
 import Foundation
+import LorsConfig
 import LorsData
 import LorsNN
 import LorsTensor
@@ -35,7 +36,7 @@ extension Trainer {
     /// Loads this rank's first micro-batch, forwards it once without gradients (shapes, forward time),
     /// then runs the first training step with the hooks (LR), and reports. `buildSeconds`: time spent
     /// building the run before this call, reported as given.
-    public func check(modelType: String, buildSeconds: Double) throws -> TrainingCheckReport {
+    public func check(modelType: RunSettings.Model.Kind, buildSeconds: Double) throws -> TrainingCheckReport {
         try communicator.prepare(parameters: model.trainableParameters)
         let order = EpochOrder.shuffled(count: trainData.dataset.count, seed: settings.seed, epoch: state.epoch)
         let start = state.iterationInEpoch * settings.batchSize

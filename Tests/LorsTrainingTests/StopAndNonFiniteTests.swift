@@ -73,15 +73,15 @@ final class StopAndNonFiniteTests: XCTestCase {
 
     /// A trainer over the tiny synthetic set with `PoisonableClassifier`; hooks: LR, eval, `extra`.
     func makeTrainer(_ overrides: [String] = [], extra: [any TrainingHook] = []) throws -> (Trainer, PoisonableClassifier) {
-        let c = try config(overrides)
+        let c = RunSettings(try config(overrides))
         let (train, test) = try TrainingSetup.datasets(c)
-        let normalization = try TrainingSetup.normalization(c, channels: train.channels)
+        let normalization = try TrainingSetup.normalization(c.data, channels: train.channels)
         let model = PoisonableClassifier(inputs: train.channels * train.height * train.width, classes: train.classes)
         model.initializeParameters(seed: 5)
         let settings = TrainingSetup.settings(c)
         let iterations = Trainer.iterationsPerEpoch(samples: train.count, batchSize: settings.batchSize)
         let hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: 1)] + extra
-        let trainer = try Trainer(model: model, optimizer: TrainingSetup.optimizer(c, model: model),
+        let trainer = try Trainer(model: model, optimizer: TrainingSetup.optimizer(c.optimizer, model: model),
                                   schedule: TrainingSetup.schedule(c, iterationsPerEpoch: iterations),
                                   trainData: BatchAssembler(dataset: train, normalization: normalization, seed: 5),
                                   testData: BatchAssembler(dataset: test, normalization: normalization, seed: 5),
@@ -198,7 +198,7 @@ final class StopAndNonFiniteTests: XCTestCase {
         try Self.yaml.write(toFile: path, atomically: true, encoding: .utf8)
         let c = try ConfigLoader(schema: .lors).load(file: path, overrides: [])
         let run = try TrainingRun(config: c, workDirectory: (directory as NSString).appendingPathComponent("w"), stopOnSignals: false)
-        let report = try run.trainer.check(modelType: "vit", buildSeconds: 0.5)
+        let report = try run.trainer.check(modelType: .vit, buildSeconds: 0.5)
         XCTAssertEqual(report.inputShape, [16, 1, 8, 8])
         XCTAssertEqual(report.outputShape, [16, 4])
         XCTAssertEqual(run.trainer.state.step, 1)
