@@ -29,11 +29,19 @@ final class RunSettingsTests: XCTestCase {
     /// Every declared key is read by the decoder (a key no code reads fails here); the preset selector is consumed by
     /// the loader, which expands it into other keys.
     func testTheDecoderReadsEveryDeclaredKey() throws {
-        let schema = ConfigSchema.lors
+        let (undecoded, undeclared) = try decodingGaps(.lors)
+        XCTAssertEqual(undecoded, [], "declared keys that nothing decodes")
+        XCTAssertEqual(undeclared, [], "decoded keys the schema does not declare")
+        // The check finds a declared key without a reader.
+        let extended = ConfigSchema.lors.adding([.int("unread_key", 0, doc: "Read by nothing.")], under: "data")
+        XCTAssertEqual(try decodingGaps(extended).undecoded, ["data.unread_key"])
+    }
+
+    /// Keys of `schema` the decoder does not read, and keys it reads that `schema` does not declare.
+    private func decodingGaps(_ schema: ConfigSchema) throws -> (undecoded: [String], undeclared: [String]) {
         let (_, read) = RunSettings.decode(try ConfigLoader(schema: schema).load(yaml: ""))
         let expected = Set(schema.fieldPaths).subtracting(schema.presets.map(\.key))
-        XCTAssertEqual(expected.subtracting(read).sorted(), [], "declared keys that nothing decodes")
-        XCTAssertEqual(read.subtracting(expected).sorted(), [], "decoded keys the schema does not declare")
+        return (expected.subtracting(read).sorted(), read.subtracting(expected).sorted())
     }
 
     /// Each enum has exactly the values the schema allows for its key, and every enum field of the schema has one.
