@@ -36,8 +36,9 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         if let ranks {
-            let config = try options.load()  // fail fast, before starting any rank
-            let threads = Threading.resolve(explicit: threadOptions.threads, configured: config.int("train.threads"), processesOnNode: ranks)
+            let settings = RunSettings(try options.load())  // fail fast, before starting any rank
+            try TrainingSetup.checkTrainable(settings)
+            let threads = Threading.resolve(explicit: threadOptions.threads, configured: settings.train.threads, processesOnNode: ranks)
             let status = try MPILauncher(ranks: ranks, threadsPerRank: threads)
                 .run(config: options.config, workDirectory: nil, overrides: options.overrides,
                      workerArguments: ["--eval-checkpoint", checkpoint] + (json ? ["--json"] : []))
@@ -50,7 +51,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     /// Loads `checkpoint` into the model of `config`, evaluates the test set sharded over `world`'s ranks
-    /// (counts summed, no padded sample counted) and prints the result on rank 0.
+    /// (counts summed, no padded sample counted) and prints the result on rank 0. A model or dataset that
+    /// `lors train` cannot train is refused before the checkpoint or any data is read.
     static func evaluate(config: Config, checkpoint: String, world: Communicator, json: Bool) throws {
         if let text = try report(config: config, checkpoint: checkpoint, world: world, json: json) { print(text) }
     }
@@ -58,17 +60,20 @@ struct EvalCommand: ParsableCommand {
     /// What `evaluate` prints on rank 0 (nil on the other ranks): a summary line (unless `json`), then the JSON line
     /// `type`, `checkpoint`, `step`, `top1`, `top5` (fractions in 0...1), `loss`, `images`, keys in this order.
     static func report(config: Config, checkpoint: String, world: Communicator, json: Bool) throws -> String? {
+        let settings = RunSettings(config)
+        try TrainingSetup.checkTrainable(settings)
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
-        let model = try CheckpointTools.loadModel(config, from: reader)
-        let result = try CheckpointTools.evaluate(model, config: config, communicator: DataParallelCommunicator(world, config: config))
+        let model = try CheckpointTools.loadModel(settings.model, from: reader)
+        let result = try CheckpointTools.evaluate(model, settings: settings,
+                                                  communicator: DataParallelCommunicator(world, settings: settings.dist))
         guard world.rank == 0 else { return nil }
         let step = reader.metadata.step
         var record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step)]
         for metric in result.values { record[metric.name] = .double(metric.value) }
         record["images"] = .int(result.samples)
         if json { return record.text() }
-        return "eval \(checkpoint) (step \(step)) on \(config.string("data.dataset")) test: \(result.text) (\(result.samples) images)"
+        return "eval \(checkpoint) (step \(step)) on \(settings.data.dataset.rawValue) test: \(result.text) (\(result.samples) images)"
             + "\n" + record.text()
     }
 }
@@ -131,14 +136,14 @@ struct ExportCommand: ParsableCommand {
         }
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
-        let config = try CheckpointTools.storedConfig(reader)
-        var metadata = CheckpointTools.vitMetadata(config)
+        let settings = RunSettings(try CheckpointTools.storedConfig(reader))
+        var metadata = CheckpointTools.vitMetadata(settings.model.vit)
         metadata["source"] = checkpoint
         metadata["step"] = String(reader.metadata.step)
         metadata["merged_lors"] = String(mergeLORS)
         let tensors: [(name: String, tensor: Tensor)]
         if mergeLORS || referenceLogits != nil {
-            let model = try CheckpointTools.loadModel(config, from: reader)
+            let model = try CheckpointTools.loadModel(settings.model, from: reader)
             tensors = mergeLORS ? CheckpointTools.denseTensors(model, mergeLORS: true) : try CheckpointExport.modelTensors(from: reader)
             if let referenceLogits {
                 let (input, logits) = CheckpointTools.referenceLogits(model)

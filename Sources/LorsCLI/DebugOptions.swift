@@ -21,7 +21,7 @@ public struct DebugOptions: ParsableArguments {
 
     /// `--check`: runs the check on a built run and prints the report.
     public func runCheck(_ run: TrainingRun, buildSeconds: Double) throws {
-        let report = try run.trainer.check(modelType: run.config.string("model.type"), buildSeconds: buildSeconds)
+        let report = try run.trainer.check(modelType: run.settings.model.type, buildSeconds: buildSeconds)
         print(report.text)
     }
 }

@@ -37,9 +37,9 @@ struct ParamsCommand: ParsableCommand {
 
     /// What `run` prints.
     func output() throws -> String {
-        let config = try options.load()
-        let model = ModelBuilder.model(config)
-        let report = ParameterReport(model: model, type: config.string("model.type"))
+        let settings = RunSettings(try options.load())  // every model.type: counting needs no trainer
+        let model = ModelBuilder.model(settings.model)
+        let report = ParameterReport(model: model, type: settings.model.type)
         let costs = flops ? LORSCostReport(model: model, batch: batch) : nil
         if json {
             var object = report.jsonObject

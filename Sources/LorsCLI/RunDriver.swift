@@ -14,10 +14,11 @@ enum RunDriver {
     /// Every rank runs the checkpoint hook (collective); with simulated replicas rank 0 alone touches the files.
     static func train(config: Config, workDirectory: String, world: Communicator, resume: ResumeMode,
                       extraHooks: [any TrainingHook] = []) throws -> Int32 {
-        let communicator = DataParallelCommunicator(world, config: config)
+        let settings = RunSettings(config)
+        let communicator = DataParallelCommunicator(world, settings: settings.dist)
         let state = DataParallelCheckpointState(communicator: communicator)
-        let checkpoints = CheckpointHook(config: config, workDirectory: workDirectory, state: state)
-        let run = try TrainingRun(config: config, workDirectory: workDirectory, communicator: communicator,
+        let checkpoints = CheckpointHook(settings.checkpoint, config: config, workDirectory: workDirectory, state: state)
+        let run = try TrainingRun(config: config, settings: settings, workDirectory: workDirectory, communicator: communicator,
                                   extraHooks: [checkpoints] + extraHooks)
         // Start-up broadcast, reducer and (ZeRO-1) optimizer shards exist before a checkpoint is loaded into them.
         try communicator.prepare(trainer: run.trainer)

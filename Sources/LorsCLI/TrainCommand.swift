@@ -54,8 +54,9 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let workDir = workDirectory ?? options.defaultWorkDir
         if let ranks {
-            let config = try options.load()  // fail fast, before starting any rank
-            let threads = Threading.resolve(explicit: threadOptions.threads, configured: config.int("train.threads"), processesOnNode: ranks)
+            let settings = RunSettings(try options.load())  // fail fast, before starting any rank
+            try TrainingSetup.checkTrainable(settings)
+            let threads = Threading.resolve(explicit: threadOptions.threads, configured: settings.train.threads, processesOnNode: ranks)
             let status = try MPILauncher(ranks: ranks, threadsPerRank: threads)
                 .run(config: options.config, workDirectory: workDirectory, overrides: options.overrides,
                      workerArguments: ["--resume", resumeOptions.argument])
@@ -63,7 +64,9 @@ struct TrainCommand: ParsableCommand {
             return
         }
         let config = try options.load()
-        threadOptions.apply(configured: config.int("train.threads"))
+        let settings = RunSettings(config)
+        try TrainingSetup.checkTrainable(settings)  // before loading any data
+        threadOptions.apply(configured: settings.train.threads)
         if debugOptions.check {
             let started = Date()
             let run = try TrainingRun(config: config, workDirectory: workDir, extraHooks: debugOptions.hooks, stopOnSignals: false)

@@ -83,7 +83,9 @@ public struct WorkerCommand: ParsableCommand {
     func train(world: Communicator) throws -> Int32 {
         let options = ConfigOptions(config: config, overrides: overrides)
         let loaded = try options.load()
-        WorkerCommand.applyThreads(explicit: threads, config: loaded)
+        let settings = RunSettings(loaded)
+        try TrainingSetup.checkTrainable(settings)  // before reading any data or checkpoint
+        WorkerCommand.applyThreads(explicit: threads, settings: settings.train)
         if let evalCheckpoint {
             try EvalCommand.evaluate(config: loaded, checkpoint: evalCheckpoint, world: world, json: json)
             return RunExitCode.done
@@ -94,7 +96,7 @@ public struct WorkerCommand: ParsableCommand {
 
     /// Threads per rank by the one rule (`Threading.resolve`): `explicit`, else `train.threads`, else
     /// `LORS_NUM_THREADS`, else max(1, cores / ranks on this node).
-    static func applyThreads(explicit: Int?, config: Config) {
-        Threading.apply(explicit: explicit, configured: config.int("train.threads"))
+    static func applyThreads(explicit: Int?, settings: RunSettings.Train) {
+        Threading.apply(explicit: explicit, configured: settings.threads)
     }
 }

@@ -20,11 +20,6 @@ public struct ConfigDifference: Equatable, Sendable, CustomStringConvertible {
 /// Compares resolved configs (the YAML that `Config.yaml()` renders: block mappings with two-space indentation,
 /// scalars and flow lists on one line) key by key.
 public enum ConfigComparison {
-    /// Keys that may change between a checkpoint and a resumed run (stop conditions, logging, checkpoint cadence).
-    public static let defaultAllowedToChange: Set<String> = [
-        "train.max_steps", "checkpoint.interval_steps", "checkpoint.keep_last", "eval.interval_epochs",
-    ]
-
     /// Flattens block-style YAML into `dotted.key → value text` (comments and blank lines ignored; a key with
     /// nothing after the colon opens a section; `{}` is an empty section).
     public static func flatten(_ yaml: String) -> [String: String] {
@@ -52,9 +47,9 @@ public enum ConfigComparison {
         return result
     }
 
-    /// The keys whose values differ, sorted, ignoring `allowedToChange`.
-    public static func differences(stored: String, current: String,
-                                   allowedToChange: Set<String> = defaultAllowedToChange) -> [ConfigDifference] {
+    /// The keys whose values differ, sorted, ignoring `allowedToChange` (the caller's policy, e.g.
+    /// `RunSettings.keysAllowedToChangeOnResume`).
+    public static func differences(stored: String, current: String, allowedToChange: Set<String>) -> [ConfigDifference] {
         let old = flatten(stored), new = flatten(current)
         return Set(old.keys).union(new.keys).sorted().compactMap { key in
             guard !allowedToChange.contains(key), old[key] != new[key] else { return nil }
@@ -63,7 +58,7 @@ public enum ConfigComparison {
     }
 
     /// Throws `CheckpointError.configMismatch` listing the differing keys, if any.
-    public static func check(stored: String, current: String, allowedToChange: Set<String> = defaultAllowedToChange) throws {
+    public static func check(stored: String, current: String, allowedToChange: Set<String>) throws {
         let found = differences(stored: stored, current: current, allowedToChange: allowedToChange)
         if !found.isEmpty { throw CheckpointError.configMismatch(differences: found) }
     }

@@ -12,6 +12,10 @@ extension Config {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// `yaml` with the header `resolved from <sourceFile>`: what a run writes to `WORK_DIR/config.yaml` and stores
+    /// in its checkpoints.
+    public var resolvedYAML: String { yaml(header: ["resolved from \(sourceFile)"]) }
+
     private func render(_ nodes: [SchemaNode], prefix: String, indent: String, into lines: inout [String]) {
         for node in nodes {
             let path = prefix.isEmpty ? node.name : "\(prefix).\(node.name)"

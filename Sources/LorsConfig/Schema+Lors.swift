@@ -96,7 +96,6 @@ extension ConfigSchema {
             .choice("dataset", "fashion_mnist", ["fashion_mnist", "cifar100", "coco", "synthetic"],
                     doc: "Which dataset to read."),
             .string("root", "/usr/share/datasets/fashion-mnist", doc: "Dataset directory."),
-            .int("num_workers", 0, .nonNegative, doc: "Loader threads per rank; 0 = load on the training thread."),
             .doubleList("mean", [], .any, doc: "Per-channel mean of pixel/255 (one value or one per channel); "
                             + "empty = the dataset's statistics."),
             .doubleList("std", [], .greaterThan(0), doc: "Per-channel std of pixel/255; empty = the dataset's statistics."),

@@ -106,11 +106,11 @@ public final class CheckpointHook: TrainingHook {
         self.state = state
     }
 
-    /// Settings from `checkpoint.*`; the stored config is `config`'s resolved YAML.
-    public convenience init(config: Config, workDirectory: String, state: CheckpointState = ReplicatedCheckpointState()) {
-        self.init(workDirectory: workDirectory, intervalSteps: config.int("checkpoint.interval_steps"),
-                  keepLast: config.int("checkpoint.keep_last"), configYAML: config.yaml(header: ["resolved from \(config.sourceFile)"]),
-                  state: state)
+    /// Cadence from `settings` (`checkpoint.*`); the stored config is `config`'s resolved YAML.
+    public convenience init(_ settings: RunSettings.Checkpoint, config: Config, workDirectory: String,
+                            state: CheckpointState = ReplicatedCheckpointState()) {
+        self.init(workDirectory: workDirectory, intervalSteps: settings.intervalSteps, keepLast: settings.keepLast,
+                  configYAML: config.resolvedYAML, state: state)
     }
 
     public func afterIteration(_ trainer: Trainer, _ result: StepResult) throws {

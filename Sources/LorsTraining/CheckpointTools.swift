@@ -14,11 +14,15 @@ public enum CheckpointTools {
         try ConfigLoader(schema: .lors).load(yaml: reader.metadata.config, source: "\(reader.path):/meta/config")
     }
 
-    /// The model of `config` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
-    /// every parameter present at its shape, no extra tensors, checksums verified).
-    public static func loadModel(_ config: Config, from reader: CheckpointReader) throws -> VisionTransformer {
-        guard config.string("model.type") == "vit" else { throw TrainingError.unsupported(key: "model.type", value: config.string("model.type")) }
-        let model = ModelBuilder.vit(config)
+    /// The model of `settings` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
+    /// every parameter present at its shape, no extra tensors, checksums verified). Only the trainable models
+    /// (`TrainingSetup.trainableModels`) can be loaded.
+    public static func loadModel(_ settings: RunSettings.Model, from reader: CheckpointReader) throws -> VisionTransformer {
+        guard settings.type == .vit else {
+            throw TrainingError.unsupported(key: RunSettings.Model.Key.type, value: settings.type.rawValue,
+                                            supported: TrainingSetup.trainableModels.map(\.rawValue))
+        }
+        let model = ModelBuilder.vit(settings)
         assignDottedParameterNames(model) // not initialised, so not named yet
         try reader.loadModel(into: model)
         return model
@@ -57,14 +61,14 @@ public enum CheckpointTools {
     }
 
     /// The ViT's shape settings as export metadata (what a dense PyTorch ViT needs to be rebuilt).
-    public static func vitMetadata(_ config: Config) -> [String: String] {
+    public static func vitMetadata(_ vit: RunSettings.Model.ViT) -> [String: String] {
         var out: [String: String] = ["format": "pt", "model": "vit"]
-        for key in ["image_size", "in_channels", "patch_size", "num_classes", "embed_dim", "depth", "num_heads"] {
-            out[key] = String(config.int("model.vit." + key))
-        }
-        out["mlp_ratio"] = String(config.double("model.vit.mlp_ratio"))
-        out["layer_norm_eps"] = String(config.double("model.vit.layer_norm_eps"))
-        out["qkv_bias"] = String(config.bool("model.vit.qkv_bias"))
+        let sizes = [("image_size", vit.imageSize), ("in_channels", vit.inChannels), ("patch_size", vit.patchSize),
+                     ("num_classes", vit.numClasses), ("embed_dim", vit.embedDim), ("depth", vit.depth), ("num_heads", vit.numHeads)]
+        for (name, value) in sizes { out[name] = String(value) }
+        out["mlp_ratio"] = String(vit.mlpRatio)
+        out["layer_norm_eps"] = String(vit.layerNormEps)
+        out["qkv_bias"] = String(vit.qkvBias)
         return out
     }
 
@@ -78,14 +82,14 @@ public enum CheckpointTools {
         return (input, logits)
     }
 
-    /// The metrics of `model` on the test set of `config` (each rank its share, combined over `communicator`): the
+    /// The metrics of `model` on the test set of `run` (each rank its share, combined over `communicator`): the
     /// evaluation the trainer runs, through the same `Evaluation.run`.
-    public static func evaluate(_ model: VisionTransformer, config: Config,
+    public static func evaluate(_ model: VisionTransformer, settings run: RunSettings,
                                 communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> Metrics {
-        let (_, testSet) = try TrainingSetup.datasets(config)
-        let normalization = try TrainingSetup.normalization(config, channels: testSet.channels)
-        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: UInt64(config.int("seed")))
+        let (trainSet, testSet) = try TrainingSetup.datasets(run)
+        let normalization = try TrainingSetup.normalization(run.data, channels: trainSet.channels)
+        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: run.seed)
         let task = ClassificationTask(model: model, trainData: testData, testData: testData)
-        return try Evaluation.run(task, communicator: communicator, batchSize: config.int("eval.test_batch_size")).metrics
+        return try Evaluation.run(task, communicator: communicator, batchSize: run.eval.testBatchSize).metrics
     }
 }

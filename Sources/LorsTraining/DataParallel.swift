@@ -32,9 +32,9 @@ public final class DataParallelCommunicator: TrainingCommunicator {
         self.zero1 = zero1
     }
 
-    /// The adapter `config` asks for (`dist.bucket_cap_mb`, `dist.zero1`) over `world`.
-    public convenience init(_ world: Communicator, config: Config) {
-        self.init(world, bucketCapBytes: max(4, Int(config.double("dist.bucket_cap_mb") * 1_048_576)), zero1: config.bool("dist.zero1"))
+    /// The adapter `settings` ask for (`dist.bucket_cap_mb`, `dist.zero1`) over `world`.
+    public convenience init(_ world: Communicator, settings: RunSettings.Dist) {
+        self.init(world, bucketCapBytes: max(4, Int(settings.bucketCapMB * 1_048_576)), zero1: settings.zero1)
     }
 
     public var rank: Int { world.rank }

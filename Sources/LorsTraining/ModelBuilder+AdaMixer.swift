@@ -4,41 +4,44 @@ import LorsNN
 
 extension ModelBuilder {
     /// AdaMixer settings from `model.adamixer.*` (LORS from `model.adamixer.lors.*` when enabled).
-    public static func adamixerConfiguration(_ c: Config) -> AdaMixerConfiguration {
+    public static func adamixerConfiguration(_ s: RunSettings.Model.AdaMixer) -> AdaMixerConfiguration {
         var a = AdaMixerConfiguration()
-        a.backboneDepth = c.string("model.adamixer.backbone") == "resnet101" ? 101 : 50
-        a.frozenStages = c.int("model.adamixer.frozen_stages")
-        a.numQueries = c.int("model.adamixer.num_queries")
-        a.numStages = c.int("model.adamixer.num_stages")
-        a.contentDim = c.int("model.adamixer.content_dim")
-        a.feedforwardChannels = c.int("model.adamixer.feedforward_channels")
-        a.numHeads = c.int("model.adamixer.num_heads")
-        a.samplingGroups = c.int("model.adamixer.sampling_groups")
-        a.inPoints = c.int("model.adamixer.in_points")
-        a.outPoints = c.int("model.adamixer.out_points")
-        a.numClasses = c.int("model.adamixer.num_classes")
-        if c.bool("model.adamixer.lors.enabled") {
+        a.backboneDepth = s.backbone.depth
+        a.frozenStages = s.frozenStages
+        a.numQueries = s.numQueries
+        a.numStages = s.numStages
+        a.contentDim = s.contentDim
+        a.feedforwardChannels = s.feedforwardChannels
+        a.numHeads = s.numHeads
+        a.samplingGroups = s.samplingGroups
+        a.inPoints = s.inPoints
+        a.outPoints = s.outPoints
+        a.numClasses = s.numClasses
+        if s.lors.enabled {
             var l = AdaMixerLORSConfiguration()
-            l.lorsaRank = c.int("model.adamixer.lors.lorsa_rank")
-            l.lorsaGroups = c.intList("model.adamixer.lors.lorsa_groups")
-            l.lorstRank = c.int("model.adamixer.lors.lorst_rank")
-            l.lorstGroups = c.intList("model.adamixer.lors.lorst_groups")
-            l.sharedInit = AdaMixerLORSConfiguration.SharedInit(rawValue: c.string("model.adamixer.lors.shared_init")) ?? .official
+            l.lorsaRank = s.lors.lorsaRank
+            l.lorsaGroups = s.lors.lorsaGroups
+            l.lorstRank = s.lors.lorstRank
+            l.lorstGroups = s.lors.lorstGroups
+            switch s.lors.sharedInit {
+            case .official: l.sharedInit = .official
+            case .paper: l.sharedInit = .paper
+            }
             a.lors = l
         }
         return a
     }
 
-    /// Builds the AdaMixer detector of `c` with uninitialised parameters (call `initializeParameters`).
-    public static func adamixer(_ c: Config) -> AdaMixerDetector {
-        AdaMixerDetector(adamixerConfiguration(c))
+    /// Builds the AdaMixer detector of `s` with uninitialised parameters (call `initializeParameters`).
+    public static func adamixer(_ s: RunSettings.Model.AdaMixer) -> AdaMixerDetector {
+        AdaMixerDetector(adamixerConfiguration(s))
     }
 
     /// Builds the model named by `model.type` (uninitialised).
-    public static func model(_ c: Config) -> Module {
-        switch c.string("model.type") {
-        case "adamixer": return adamixer(c)
-        default: return vit(c)
+    public static func model(_ s: RunSettings.Model) -> Module {
+        switch s.type {
+        case .adamixer: return adamixer(s.adamixer)
+        case .vit: return vit(s)
         }
     }
 }

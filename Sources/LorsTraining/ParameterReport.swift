@@ -30,8 +30,8 @@ public struct ParameterReport: Sendable, Equatable {
     public var rows: [Row]
 
     /// Counts the unique parameters of `model` (`model.type` decides the component names).
-    public init(model: Module, type: String) {
-        let names = type == "adamixer" ? ["backbone", "neck", "query", "decoder"] : ["embed", "encoder", "head"]
+    public init(model: Module, type: RunSettings.Model.Kind) {
+        let names = type == .adamixer ? ["backbone", "neck", "query", "decoder"] : ["embed", "encoder", "head"]
         componentNames = names
         var components = Dictionary(uniqueKeysWithValues: names.map { ($0, 0) })
         var rows: [Row] = []
@@ -39,7 +39,7 @@ public struct ParameterReport: Sendable, Equatable {
         let roles = ParameterRoles(model)
         for (name, tensor) in model.namedParameters() {
             let id = ObjectIdentifier(tensor)
-            let (component, group) = type == "adamixer" ? ParameterReport.detectorGroup(name)
+            let (component, group) = type == .adamixer ? ParameterReport.detectorGroup(name)
                 : ParameterReport.vitGroup(name, lorsShared: roles.lorsShared.contains(id), lorsPrivate: roles.lorsPrivate.contains(id))
             components[component, default: 0] += tensor.count
             total += tensor.count
@@ -58,9 +58,9 @@ public struct ParameterReport: Sendable, Equatable {
         self.rows = rows
     }
 
-    /// Builds the model of `config` (uninitialised) and counts it.
-    public init(config: Config) {
-        self.init(model: ModelBuilder.model(config), type: config.string("model.type"))
+    /// Builds the model of `settings` (uninitialised) and counts it.
+    public init(settings: RunSettings.Model) {
+        self.init(model: ModelBuilder.model(settings), type: settings.type)
     }
 
     static func detectorGroup(_ name: String) -> (String, String) {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import LorsCheckpoint
+import LorsConfig
 import LorsDistributed
 import LorsNN
 
@@ -37,9 +38,7 @@ public enum ResumeError: Error, CustomStringConvertible, Equatable {
 /// Config keys that may differ between a checkpoint and the run resuming from it: stop condition, cadence of
 /// checkpoints, evaluation and logging, threads, and where the data lives.
 public enum ResumePolicy {
-    public static let allowedConfigChanges: Set<String> = ConfigComparison.defaultAllowedToChange.union([
-        "train.log_interval", "train.threads", "log.console", "log.level", "log.tensorboard", "eval.test_batch_size", "data.root",
-    ])
+    public static let allowedConfigChanges: Set<String> = RunSettings.keysAllowedToChangeOnResume
 }
 
 extension TrainingRun {

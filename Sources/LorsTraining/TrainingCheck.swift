@@ -1,4 +1,5 @@
 import Foundation
+import LorsConfig
 import LorsNN
 import LorsTensor
 
@@ -34,7 +35,7 @@ extension Trainer {
     /// Loads this rank's first micro-batch, forwards it once without gradients (shapes, forward time),
     /// then runs the first training step with the hooks (LR), and reports. `buildSeconds`: time spent
     /// building the run before this call, reported as given.
-    public func check(modelType: String, buildSeconds: Double) throws -> TrainingCheckReport {
+    public func check(modelType: RunSettings.Model.Kind, buildSeconds: Double) throws -> TrainingCheckReport {
         try communicator.prepare(parameters: model.trainableParameters)
         let global = globalBatch(epoch: state.epoch, index: state.iterationInEpoch)
         let first = microBatches(globalBatch: global, epoch: state.epoch, step: state.step + 1)[0]

@@ -6,8 +6,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case datasetTooSmall(dataset: String, samples: Int, batchSize: Int)
     /// Model and data disagree (`key` is the model key, `detail` the two values).
     case modelDataMismatch(key: String, detail: String)
-    /// `model.type` or `data.dataset` that `lors train` cannot train as an image classifier.
-    case unsupported(key: String, value: String)
+    /// `model.type` or `data.dataset` that `lors train`, `lors-worker` and `lors eval` cannot train as an image
+    /// classifier; `supported` lists the values they can.
+    case unsupported(key: String, value: String, supported: [String])
     /// The loss became NaN or infinite.
     case nonFiniteLoss(step: Int, loss: Double)
     /// NaN/Inf in the loss or gradients that stops the run (`train.nonfinite`, `--debug`).
@@ -24,8 +25,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "dataset \(dataset) has \(samples) training samples, fewer than train.batch_size \(batch)"
         case let .modelDataMismatch(key, detail):
             return "\(key) does not match the data: \(detail)"
-        case let .unsupported(key, value):
-            return "\(key): '\(value)' is not supported by lors train (image classification)"
+        case let .unsupported(key, value, supported):
+            return "\(key): '\(value)' cannot be trained or evaluated: lors train, lors-worker and lors eval handle "
+                + "\(key) \(supported.joined(separator: ", ")) (image classification); lors config and lors params accept every model"
         case let .nonFiniteLoss(step, loss):
             return "loss became \(loss) at step \(step); lower optimizer.lr or set train.grad_clip"
         case let .nonFinite(step, detail):

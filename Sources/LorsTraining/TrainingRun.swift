@@ -15,17 +15,31 @@ import LorsTensor
 /// With `stopOnSignals` (the default) a `StopRequestHook` runs last: SIGUSR1/SIGTERM stop the run
 /// at the next step boundary with a checkpoint, and `exitCode` is then `RunExitCode.resume`.
 public final class TrainingRun {
+    /// The validated config: written to `WORK_DIR/config.yaml` (and by the checkpoint hook into checkpoints, where a
+    /// resume compares it). Everything else reads `settings`.
     public let config: Config
+    /// `config`, decoded once.
+    public let settings: RunSettings
     public let workDirectory: String
     public let trainer: Trainer
 
     /// - Parameter communicator: the process group; nil = `DataParallelCommunicator` over
     ///   `LocalCommunicator` (world size 1 with the same reducer, clip order and `dist.*` settings as N ranks).
     /// - Parameter stopOnSignals: SIGUSR1/SIGTERM stop the run after a step with a checkpoint (exit code 75).
-    public init(config: Config, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
+    public convenience init(config: Config, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
+                            extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
+        try self.init(config: config, settings: RunSettings(config), workDirectory: workDirectory, communicator: communicator,
+                      extraHooks: extraHooks, stopOnSignals: stopOnSignals)
+    }
+
+    /// A run of `config` whose decoded settings the caller already holds (`settings` must be `RunSettings(config)`).
+    /// Refuses a model or dataset it cannot train (`TrainingSetup.checkTrainable`) before creating the work dir.
+    public init(config: Config, settings: RunSettings, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
                 extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
-        let communicator = communicator ?? DataParallelCommunicator(LocalCommunicator(), config: config)
+        try TrainingSetup.checkTrainable(settings)
+        let communicator = communicator ?? DataParallelCommunicator(LocalCommunicator(), settings: settings.dist)
         self.config = config
+        self.settings = settings
         self.workDirectory = workDirectory
         let isMain = communicator.rank == 0
         if isMain {
@@ -36,11 +50,10 @@ public final class TrainingRun {
             }
         }
         let log = isMain ? try Logger.run(path: (workDirectory as NSString).appendingPathComponent("log.txt"),
-                                          console: config.bool("log.console"),
-                                          level: Logger.Level(rawValue: config.string("log.level")) ?? .info)
+                                          console: settings.log.console, level: TrainingRun.level(settings.log.level))
                          : Logger.silent
         if isMain {
-            let yaml = config.yaml(header: ["resolved from \(config.sourceFile)"])
+            let yaml = config.resolvedYAML
             let path = (workDirectory as NSString).appendingPathComponent("config.yaml")
             do { try yaml.write(toFile: path, atomically: true, encoding: .utf8) } catch {
                 throw TrainingError.cannotWrite(path: path, detail: "\(error)")
@@ -48,27 +61,38 @@ public final class TrainingRun {
         }
         log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.worldSize))")
 
-        let task = try TrainingSetup.task(config)
-        let settings = TrainingSetup.settings(config)
-        let iterations = max(1, Trainer.sampler(task, settings: settings).batchesPerEpoch)
-        let optimizer = TrainingSetup.optimizer(config, model: task.model)
-        let schedule = TrainingSetup.schedule(config, iterationsPerEpoch: iterations)
+        let task = try TrainingSetup.task(settings)
+        let loop = TrainingSetup.settings(settings)
+        let iterations = max(1, Trainer.sampler(task, settings: loop).batchesPerEpoch)
+        let optimizer = TrainingSetup.optimizer(settings.optimizer, model: task.model)
+        let schedule = TrainingSetup.schedule(settings, iterationsPerEpoch: iterations)
 
-        var hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: settings.evalIntervalEpochs)]
+        var hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: loop.evalIntervalEpochs)]
         let metrics = isMain ? try MetricsWriter(path: (workDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
-        let tensorBoard = isMain && config.bool("log.tensorboard")
+        let tensorBoard = isMain && settings.log.tensorboard
             ? try TensorBoardWriter(directory: (workDirectory as NSString).appendingPathComponent("tb")) : nil
-        hooks.append(LoggerHook(interval: config.int("train.log_interval"), metrics: metrics, tensorBoard: tensorBoard))
+        hooks.append(LoggerHook(interval: settings.train.logInterval, metrics: metrics, tensorBoard: tensorBoard))
         hooks += extraHooks
         if stopOnSignals { hooks.append(StopRequestHook()) }
-        trainer = try Trainer(task: task, optimizer: optimizer, schedule: schedule, settings: settings,
+        trainer = try Trainer(task: task, optimizer: optimizer, schedule: schedule, settings: loop,
                               communicator: communicator, hooks: hooks, log: log)
     }
 
     /// A run over `world` (MPI, local or a simulated replica) with the `dist.*` settings of `config`.
     public convenience init(config: Config, workDirectory: String, world: Communicator, extraHooks: [any TrainingHook] = []) throws {
-        try self.init(config: config, workDirectory: workDirectory,
-                      communicator: DataParallelCommunicator(world, config: config), extraHooks: extraHooks)
+        let settings = RunSettings(config)
+        try self.init(config: config, settings: settings, workDirectory: workDirectory,
+                      communicator: DataParallelCommunicator(world, settings: settings.dist), extraHooks: extraHooks)
+    }
+
+    /// The logger level of `log.level`.
+    static func level(_ level: RunSettings.Log.Level) -> Logger.Level {
+        switch level {
+        case .debug: return .debug
+        case .info: return .info
+        case .warning: return .warning
+        case .error: return .error
+        }
     }
 
     /// Runs the loop to the end of the schedule or `train.max_steps`. An error that ends the run is logged at level

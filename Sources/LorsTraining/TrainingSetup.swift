@@ -6,39 +6,60 @@ import LorsNN
 import LorsOptim
 import LorsTensor
 
-/// Maps a validated config to the loop's parts: data, model, optimizer, LR schedule, settings.
-/// Each piece is a separate function so the distributed and checkpoint code can reuse them.
+/// Maps typed run settings (`RunSettings`, decoded once from the validated config) to the loop's parts: data, model,
+/// optimizer, LR schedule, loop settings. Each piece is a separate function so the distributed and checkpoint code can
+/// reuse them.
 public enum TrainingSetup {
+    /// The `model.type` values that `lors train`, `lors-worker` and `lors eval` can train and evaluate.
+    public static let trainableModels: [RunSettings.Model.Kind] = [.vit]
+    /// The `data.dataset` values they can train on (image classification).
+    public static let trainableDatasets: [RunSettings.Data.Dataset] = [.fashionMNIST, .cifar100, .synthetic]
+
+    /// Throws `TrainingError.unsupported` naming `model.type` or `data.dataset` unless both are trainable
+    /// (`trainableModels`, `trainableDatasets`). Call it before reading any data or checkpoint.
+    public static func checkTrainable(_ s: RunSettings) throws {
+        guard trainableModels.contains(s.model.type) else {
+            throw TrainingError.unsupported(key: RunSettings.Model.Key.type, value: s.model.type.rawValue,
+                                            supported: trainableModels.map(\.rawValue))
+        }
+        guard trainableDatasets.contains(s.data.dataset) else {
+            throw TrainingError.unsupported(key: RunSettings.Data.Key.dataset, value: s.data.dataset.rawValue,
+                                            supported: trainableDatasets.map(\.rawValue))
+        }
+    }
+
     /// The training and test sets of `data.*` (subsets by `data.max_*_samples`), checked against `model.vit.*`.
-    public static func datasets(_ c: Config) throws -> (train: ImageDataset, test: ImageDataset) {
-        let root = c.string("data.root")
-        let trainLimit = c.int("data.max_train_samples"), testLimit = c.int("data.max_test_samples")
+    /// Refuses an untrainable model or dataset (`checkTrainable`) before loading anything.
+    public static func datasets(_ s: RunSettings) throws -> (train: ImageDataset, test: ImageDataset) {
+        try checkTrainable(s)
+        let data = s.data, vit = s.model.vit
+        let root = data.root
+        let trainLimit = data.maxTrainSamples, testLimit = data.maxTestSamples
         var train: ImageDataset, test: ImageDataset
-        switch c.string("data.dataset") {
-        case "fashion_mnist":
+        switch data.dataset {
+        case .fashionMNIST:
             train = try FashionMNIST.load(root: root, split: "train")
             test = try FashionMNIST.load(root: root, split: "test")
-        case "cifar100":
+        case .cifar100:
             train = try CIFAR100.load(root: root, split: "train")
             test = try CIFAR100.load(root: root, split: "test")
-        case "synthetic":
-            let channels = c.int("model.vit.in_channels"), size = c.int("model.vit.image_size")
-            let classes = c.int("model.vit.num_classes"), seed = UInt64(c.int("seed"))
-            train = .synthetic(name: "synthetic/train", count: trainLimit > 0 ? trainLimit : 1024, channels: channels,
-                               size: size, classes: classes, seed: seed)
-            test = .synthetic(name: "synthetic/test", count: testLimit > 0 ? testLimit : 256, channels: channels,
-                              size: size, classes: classes, seed: seed)
-        case let other:
-            throw TrainingError.unsupported(key: "data.dataset", value: other)
+        case .synthetic:
+            train = .synthetic(name: "synthetic/train", count: trainLimit > 0 ? trainLimit : 1024, channels: vit.inChannels,
+                               size: vit.imageSize, classes: vit.numClasses, seed: s.seed)
+            test = .synthetic(name: "synthetic/test", count: testLimit > 0 ? testLimit : 256, channels: vit.inChannels,
+                              size: vit.imageSize, classes: vit.numClasses, seed: s.seed)
+        case .coco:
+            throw TrainingError.unsupported(key: RunSettings.Data.Key.dataset, value: data.dataset.rawValue,
+                                            supported: trainableDatasets.map(\.rawValue))
         }
         train = train.prefix(trainLimit)
         test = test.prefix(testLimit)
-        guard c.string("model.type") == "vit" else { throw TrainingError.unsupported(key: "model.type", value: c.string("model.type")) }
+        typealias Key = RunSettings.Model.ViT.Key
         let checks: [(String, Int, Int)] = [
-            ("model.vit.in_channels", c.int("model.vit.in_channels"), train.channels),
-            ("model.vit.image_size", c.int("model.vit.image_size"), train.height),
-            ("model.vit.image_size", c.int("model.vit.image_size"), train.width),
-            ("model.vit.num_classes", c.int("model.vit.num_classes"), train.classes),
+            (Key.inChannels, vit.inChannels, train.channels),
+            (Key.imageSize, vit.imageSize, train.height),
+            (Key.imageSize, vit.imageSize, train.width),
+            (Key.numClasses, vit.numClasses, train.classes),
         ]
         for (key, model, data) in checks where model != data {
             throw TrainingError.modelDataMismatch(key: key, detail: "the model has \(model), \(train.name) has \(data)")
@@ -48,110 +69,103 @@ public enum TrainingSetup {
 
     /// The task of `config` with its data and its model, initialised from `seed` (which also names every tensor by
     /// its dotted path: the optimizer and checkpoint keys).
-    public static func task(_ c: Config) throws -> ClassificationTask {
-        let (trainSet, testSet) = try datasets(c)
-        let normalization = try normalization(c, channels: trainSet.channels)
-        let seed = UInt64(c.int("seed"))
-        let trainData = BatchAssembler(dataset: trainSet, normalization: normalization, augmentation: augmentation(c),
-                                       mixing: mixing(c), seed: seed)
-        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: seed)
-        let model = ModelBuilder.vit(c)
-        model.initializeParameters(seed: seed)
+    public static func task(_ s: RunSettings) throws -> ClassificationTask {
+        let (trainSet, testSet) = try datasets(s)
+        let normalization = try normalization(s.data, channels: trainSet.channels)
+        let trainData = BatchAssembler(dataset: trainSet, normalization: normalization, augmentation: augmentation(s.data.augmentation),
+                                       mixing: mixing(s.data.augmentation), seed: s.seed)
+        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: s.seed)
+        let model = ModelBuilder.vit(s.model)
+        model.initializeParameters(seed: s.seed)
         return ClassificationTask(model: model, trainData: trainData, testData: testData,
-                                  labelSmoothing: Float(c.double("data.augmentation.label_smoothing")))
+                                  labelSmoothing: Float(s.data.augmentation.labelSmoothing))
     }
 
     /// `data.mean` / `data.std`, or the dataset's own statistics when empty.
-    public static func normalization(_ c: Config, channels: Int) throws -> Normalization {
-        let mean = c.doubleList("data.mean"), std = c.doubleList("data.std")
+    public static func normalization(_ data: RunSettings.Data, channels: Int) throws -> Normalization {
+        let mean = data.mean, std = data.std
         if !mean.isEmpty {
             guard mean.count == 1 || mean.count == channels else {
-                throw TrainingError.modelDataMismatch(key: "data.mean", detail: "\(mean.count) values for \(channels) channels")
+                throw TrainingError.modelDataMismatch(key: RunSettings.Data.Key.mean, detail: "\(mean.count) values for \(channels) channels")
             }
             return Normalization(mean: mean.map(Float.init), std: std.map(Float.init)).expanded(to: channels)
         }
-        switch c.string("data.dataset") {
-        case "fashion_mnist": return .fashionMNIST
-        case "cifar100": return .cifar100
-        default: return .centered(channels: channels)
+        switch data.dataset {
+        case .fashionMNIST: return .fashionMNIST
+        case .cifar100: return .cifar100
+        case .synthetic, .coco: return .centered(channels: channels)
         }
     }
 
     /// Per-sample augmentation of `data.augmentation.*`.
-    public static func augmentation(_ c: Config) -> SampleAugmentation {
-        SampleAugmentation(randomFlip: c.bool("data.augmentation.random_flip"),
-                           cropPadding: c.int("data.augmentation.random_crop_padding"))
+    public static func augmentation(_ a: RunSettings.Data.Augmentation) -> SampleAugmentation {
+        SampleAugmentation(randomFlip: a.randomFlip, cropPadding: a.randomCropPadding)
     }
 
     /// Mixup/CutMix of `data.augmentation.*`.
-    public static func mixing(_ c: Config) -> BatchMixing {
-        BatchMixing(mixupAlpha: c.double("data.augmentation.mixup_alpha"), cutmixAlpha: c.double("data.augmentation.cutmix_alpha"),
-                    mixProb: c.double("data.augmentation.mix_prob"), switchProb: c.double("data.augmentation.switch_prob"))
+    public static func mixing(_ a: RunSettings.Data.Augmentation) -> BatchMixing {
+        BatchMixing(mixupAlpha: a.mixupAlpha, cutmixAlpha: a.cutmixAlpha, mixProb: a.mixProb, switchProb: a.switchProb)
     }
 
     /// The LR schedule of `lr_schedule.*`, `optimizer.lr` and `train.epochs` (docs/interfaces.md):
     /// linear warmup by iteration (`warmup_epochs` × iterations per epoch when > 0, else `warmup_iters`),
     /// then `step` (milestones in 0-based epochs, factor `gamma`), `cosine` or `constant`.
-    public static func schedule(_ c: Config, iterationsPerEpoch: Int) -> LRSchedule {
+    public static func schedule(_ s: RunSettings, iterationsPerEpoch: Int) -> LRSchedule {
+        let schedule = s.schedule
         let policy: LRSchedule.Policy
-        switch c.string("lr_schedule.policy") {
-        case "step": policy = .step(milestones: c.intList("lr_schedule.milestones"), gamma: c.double("lr_schedule.gamma"))
-        case "cosine":
-            policy = .cosine(minLRRatio: c.double("lr_schedule.min_lr_ratio"),
-                             progress: c.string("lr_schedule.cosine_by") == "epoch" ? .epoch : .iteration)
-        default: policy = .constant
+        switch schedule.policy {
+        case .step: policy = .step(milestones: schedule.milestones, gamma: schedule.gamma)
+        case .cosine:
+            policy = .cosine(minLRRatio: schedule.minLRRatio, progress: schedule.cosineBy == .epoch ? .epoch : .iteration)
+        case .constant: policy = .constant
         }
-        let warmupEpochs = c.int("lr_schedule.warmup_epochs")
-        let warmup = warmupEpochs > 0 ? warmupEpochs * iterationsPerEpoch : c.int("lr_schedule.warmup_iters")
-        return LRSchedule(baseLearningRate: c.double("optimizer.lr"), policy: policy, epochs: c.int("train.epochs"),
+        let warmup = schedule.warmupEpochs > 0 ? schedule.warmupEpochs * iterationsPerEpoch : schedule.warmupIters
+        return LRSchedule(baseLearningRate: s.optimizer.lr, policy: policy, epochs: s.train.epochs,
                           iterationsPerEpoch: iterationsPerEpoch, warmupIterations: warmup,
-                          warmupRatio: c.double("lr_schedule.warmup_ratio"))
+                          warmupRatio: schedule.warmupRatio)
     }
 
     /// Name patterns of the `optimizer.no_decay_on` categories.
-    public static func noDecayPatterns(_ categories: [String]) -> [String] {
-        categories.flatMap { category -> [String] in
+    public static func noDecayPatterns(_ categories: [RunSettings.Optimizer.NoDecay]) -> [String] {
+        categories.map { category -> String in
             switch category {
-            case "norm": return ["*norm*"]
-            case "bias": return ["bias"]
-            case "embedding": return ["*embedding*"]
-            case "cls_token": return ["cls_token"]
-            case "pos_embed": return ["pos_embed"]
-            default: return [category]
+            case .norm: return "*norm*"
+            case .bias: return "bias"
+            case .embedding: return "*embedding*"
+            case .clsToken: return "cls_token"
+            case .posEmbed: return "pos_embed"
             }
         }
     }
 
     /// The optimizer of `optimizer.*` over `model`'s trainable parameters: a `decay` group and,
     /// when `optimizer.no_decay_on` is not empty, a `no_decay` group with weight decay 0.
-    public static func optimizer(_ c: Config, model: Module) -> any Optimizer {
+    public static func optimizer(_ o: RunSettings.Optimizer, model: Module) -> any Optimizer {
         let named = model.namedParameters().filter { $0.1.requiresGrad }.map { (name: $0.0, parameter: $0.1) }
-        let categories = c.stringList("optimizer.no_decay_on")
-        let rules = categories.isEmpty ? [] : [ParameterGroupRule.noDecay(patterns: noDecayPatterns(categories))]
+        let rules = o.noDecayOn.isEmpty ? [] : [ParameterGroupRule.noDecay(patterns: noDecayPatterns(o.noDecayOn))]
         let groups = ParameterGroup.grouped(named, rules: rules)
-        let lr = c.double("optimizer.lr"), wd = c.double("optimizer.weight_decay")
-        switch c.string("optimizer.type") {
-        case "sgd":
-            return SGD(groups: groups, learningRate: lr, momentum: c.double("optimizer.momentum"), weightDecay: wd,
-                       nesterov: c.bool("optimizer.nesterov"))
-        default:
-            let betas = c.doubleList("optimizer.betas")
-            return AdamW(groups: groups, learningRate: lr, beta1: betas[0], beta2: betas[1], epsilon: c.double("optimizer.eps"),
-                         weightDecay: wd)
+        switch o.type {
+        case .sgd:
+            return SGD(groups: groups, learningRate: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov)
+        case .adamw:
+            return AdamW(groups: groups, learningRate: o.lr, beta1: o.beta1, beta2: o.beta2, epsilon: o.eps,
+                         weightDecay: o.weightDecay)
         }
     }
 
     /// Loop settings of `train.*`, `eval.*` and `seed`.
-    public static func settings(_ c: Config) -> TrainerSettings {
-        var s = TrainerSettings(batchSize: c.int("train.batch_size"), epochs: c.int("train.epochs"),
-                                maxSteps: c.optionalInt("train.max_steps"))
-        s.accumulationSteps = c.int("train.accumulation_steps")
-        s.gradientClip = c.optionalDouble("train.grad_clip")
-        s.seed = UInt64(c.int("seed"))
-        s.evalIntervalEpochs = c.int("eval.interval_epochs")
-        s.evalBatchSize = c.int("eval.test_batch_size")
-        s.nonFinite = NonFinitePolicy(rawValue: c.string("train.nonfinite")) ?? .skip
-        s.maxNonFiniteSteps = c.int("train.max_nonfinite_steps")
-        return s
+    public static func settings(_ s: RunSettings) -> TrainerSettings {
+        var t = TrainerSettings(batchSize: s.train.batchSize, epochs: s.train.epochs, maxSteps: s.train.maxSteps)
+        t.accumulationSteps = s.train.accumulationSteps
+        t.gradientClip = s.train.gradClip
+        t.seed = s.seed
+        t.evalIntervalEpochs = s.eval.intervalEpochs
+        t.evalBatchSize = s.eval.testBatchSize
+        switch s.train.nonfinite {
+        case .skip: t.nonFinite = .skip
+        case .stop: t.nonFinite = .stop
+        }
+        t.maxNonFiniteSteps = s.train.maxNonfiniteSteps
+        return t
     }
 }

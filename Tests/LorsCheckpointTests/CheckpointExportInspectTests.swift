@@ -85,11 +85,12 @@ final class CheckpointExportInspectTests: XCTestCase {
         let stored = "# resolved\ntrain:\n  max_steps: 100\n  batch_size: 64\nmodel:\n  depth: 12\n  milestones: [8, 11]\ndata: {}\n"
         let current = "train:\n  max_steps: 500\n  batch_size: 128\nmodel:\n  depth: 12\n  milestones: [8, 11]\n  lors: true\n"
         XCTAssertEqual(ConfigComparison.flatten(stored)["model.milestones"], "[8, 11]")
-        let differences = ConfigComparison.differences(stored: stored, current: current)
+        let differences = ConfigComparison.differences(stored: stored, current: current, allowedToChange: ["train.max_steps"])
         XCTAssertEqual(differences.map(\.key), ["data", "model.lors", "train.batch_size"])
         XCTAssertEqual(differences.first { $0.key == "train.batch_size" }, ConfigDifference(key: "train.batch_size", stored: "64", current: "128"))
-        XCTAssertNoThrow(try ConfigComparison.check(stored: stored, current: stored.replacingOccurrences(of: "100", with: "7")))
-        XCTAssertThrowsError(try ConfigComparison.check(stored: stored, current: current)) { error in
+        XCTAssertNoThrow(try ConfigComparison.check(stored: stored, current: stored.replacingOccurrences(of: "100", with: "7"),
+                                                     allowedToChange: ["train.max_steps"]))
+        XCTAssertThrowsError(try ConfigComparison.check(stored: stored, current: current, allowedToChange: ["train.max_steps"])) { error in
             XCTAssertTrue("\(error)".contains("train.batch_size: checkpoint 64, now 128"), "\(error)")
         }
     }

@@ -43,7 +43,7 @@ final class CheckpointResumeTests: XCTestCase {
     private func train(_ workDir: String, _ overrides: [String], resume: ResumeMode = .auto,
                        communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> (TrainingRun, ResumeOutcome, CheckpointHook) {
         let c = try config(overrides)
-        let hook = CheckpointHook(config: c, workDirectory: workDir)
+        let hook = CheckpointHook(RunSettings(c).checkpoint, config: c, workDirectory: workDir)
         let run = try TrainingRun(config: c, workDirectory: workDir, communicator: communicator, extraHooks: [hook])
         let outcome = try run.resume(resume, checkpoints: hook)
         if case .alreadyFinished = outcome { return (run, outcome, hook) }
@@ -245,10 +245,11 @@ final class CheckpointResumeTests: XCTestCase {
         let path = CheckpointDirectory(workDirectory: work).path(of: "step_00000004.h5")
         let c = try config(Self.lorsOverrides)
         let reader = try CheckpointReader(path: path)
-        let result = try CheckpointTools.evaluate(try CheckpointTools.loadModel(c, from: reader), config: c)
+        let settings = RunSettings(c)
+        let result = try CheckpointTools.evaluate(try CheckpointTools.loadModel(settings.model, from: reader), settings: settings)
         XCTAssertEqual(result, expected.metrics, "the same evaluation, bit for bit")
         // A config that does not match the checkpoint names the dataset.
-        XCTAssertThrowsError(try CheckpointTools.loadModel(try config([]), from: reader)) { error in
+        XCTAssertThrowsError(try CheckpointTools.loadModel(RunSettings(try config([])).model, from: reader)) { error in
             XCTAssertTrue("\(error)".contains("/model/"), "\(error)")
         }
         let file = try configFile()
@@ -273,7 +274,7 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertFalse(names.contains { $0.hasPrefix("lors.") || $0.hasSuffix(".A") || $0.hasSuffix(".B") }, "\(names)")
 
         // A dense ViT of the same shape, loaded with the merged weights, gives our logits.
-        let dense = ModelBuilder.vit(try config([]))
+        let dense = ModelBuilder.vit(RunSettings(try config([])).model)
         let byName = Dictionary(uniqueKeysWithValues: exported.tensors.map { ($0.name, $0) })
         XCTAssertEqual(Set(dense.namedParameters().map(\.0)), Set(byName.keys))
         for (name, tensor) in dense.namedParameters() {

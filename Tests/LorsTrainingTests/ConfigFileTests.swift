@@ -46,7 +46,7 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(c.intList("model.lors.attn_groups"), [1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 6])
         XCTAssertEqual(c.intList("model.lors.ffn_groups"), [6, 4, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1])
         let missing = try load("deit_tiny_cifar100.yaml", ["data.root=/nonexistent/cifar"])
-        XCTAssertThrowsError(try TrainingSetup.datasets(missing)) { error in
+        XCTAssertThrowsError(try TrainingSetup.datasets(RunSettings(missing))) { error in
             XCTAssertTrue("\(error)".contains("/nonexistent/cifar/train.bin"), "\(error)")
         }
     }

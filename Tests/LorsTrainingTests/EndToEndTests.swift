@@ -136,7 +136,7 @@ final class EndToEndTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("\(directory)/none/train-images-idx3-ubyte.gz"), "\(error)")
         }
         let mismatch = try ConfigLoader(schema: .lors).load(yaml: EndToEndTests.tinyYAML, overrides: ["model.vit.num_classes=5"])
-        let synthetic = try TrainingSetup.datasets(mismatch)  // synthetic follows the model
+        let synthetic = try TrainingSetup.datasets(RunSettings(mismatch))  // synthetic follows the model
         XCTAssertEqual(synthetic.train.classes, 5)
         let big = try ConfigLoader(schema: .lors).load(yaml: EndToEndTests.tinyYAML, overrides: ["train.batch_size=128"])
         XCTAssertThrowsError(try TrainingRun(config: big, workDirectory: directory + "/e2")) { error in

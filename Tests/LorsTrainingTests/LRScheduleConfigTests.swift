@@ -8,7 +8,7 @@ import LorsTraining
 final class LRScheduleConfigTests: XCTestCase {
     private func schedule(_ yaml: String, iterationsPerEpoch: Int) throws -> (Config, LRSchedule) {
         let config = try ConfigLoader(schema: .lors).load(yaml: yaml)
-        return (config, TrainingSetup.schedule(config, iterationsPerEpoch: iterationsPerEpoch))
+        return (config, TrainingSetup.schedule(RunSettings(config), iterationsPerEpoch: iterationsPerEpoch))
     }
 
     private func assertRates(_ schedule: LRSchedule, _ expected: [(iteration: Int, lr: Double)],

@@ -10,7 +10,7 @@ final class ParamsTests: XCTestCase {
 
     func report(_ config: String, _ overrides: [String] = []) throws -> ParameterReport {
         let path = ParamsTests.root.appendingPathComponent("configs/\(config).yaml").path
-        return ParameterReport(config: try ConfigLoader(schema: .lors).load(file: path, overrides: overrides))
+        return ParameterReport(settings: RunSettings(try ConfigLoader(schema: .lors).load(file: path, overrides: overrides)).model)
     }
 
     func millions(_ n: Int) -> Double { (Double(n) / 1e4).rounded() / 100 }
@@ -88,7 +88,7 @@ final class ParamsTests: XCTestCase {
 
     func testViTComponents() throws {
         let config = try ConfigLoader(schema: .lors).load(yaml: "model: {type: vit}")
-        let r = ParameterReport(config: config)
+        let r = ParameterReport(settings: RunSettings(config).model)
         // DeiT-Tiny on 32×32, patch 4: embed = 192·48 + 192 + 192 + 65·192; head = LN 384 + 192·100 + 100.
         XCTAssertEqual(r.components["embed"], 192 * 48 + 192 + 192 + 65 * 192)
         XCTAssertEqual(r.components["encoder"], 5_338_368)

@@ -73,9 +73,9 @@ final class StopAndNonFiniteTests: XCTestCase {
 
     /// A trainer over the tiny synthetic set with `PoisonableClassifier`; hooks: LR, eval, `extra`.
     func makeTrainer(_ overrides: [String] = [], extra: [any TrainingHook] = []) throws -> (Trainer, PoisonableClassifier) {
-        let c = try config(overrides)
+        let c = RunSettings(try config(overrides))
         let (train, test) = try TrainingSetup.datasets(c)
-        let normalization = try TrainingSetup.normalization(c, channels: train.channels)
+        let normalization = try TrainingSetup.normalization(c.data, channels: train.channels)
         let model = PoisonableClassifier(inputs: train.channels * train.height * train.width, classes: train.classes)
         model.initializeParameters(seed: 5)
         let settings = TrainingSetup.settings(c)
@@ -83,7 +83,7 @@ final class StopAndNonFiniteTests: XCTestCase {
                                       testData: BatchAssembler(dataset: test, normalization: normalization, seed: 5))
         let iterations = Trainer.sampler(task, settings: settings).batchesPerEpoch
         let hooks: [any TrainingHook] = [LRScheduleHook(), EvaluationHook(intervalEpochs: 1)] + extra
-        let trainer = try Trainer(task: task, optimizer: TrainingSetup.optimizer(c, model: model),
+        let trainer = try Trainer(task: task, optimizer: TrainingSetup.optimizer(c.optimizer, model: model),
                                   schedule: TrainingSetup.schedule(c, iterationsPerEpoch: iterations),
                                   settings: settings, hooks: hooks, log: try .run(console: false))
         return (trainer, model)
@@ -198,7 +198,7 @@ final class StopAndNonFiniteTests: XCTestCase {
         try Self.yaml.write(toFile: path, atomically: true, encoding: .utf8)
         let c = try ConfigLoader(schema: .lors).load(file: path, overrides: [])
         let run = try TrainingRun(config: c, workDirectory: (directory as NSString).appendingPathComponent("w"), stopOnSignals: false)
-        let report = try run.trainer.check(modelType: "vit", buildSeconds: 0.5)
+        let report = try run.trainer.check(modelType: .vit, buildSeconds: 0.5)
         XCTAssertEqual(report.inputShape, [16, 1, 8, 8])
         XCTAssertEqual(report.outputShape, [16, 4])
         XCTAssertEqual(run.trainer.state.step, 1)

@@ -15,7 +15,7 @@ private func zeroFixture(communicator: Communicator, steps: Int = 2)
     -> (model: Module, plain: AdamW, sharded: ShardedOptimizer, shadow: Module) {
     let config = try! ConfigLoader(schema: .lors).load(yaml: EndToEndTests.tinyYAML, overrides: CheckpointResumeTests.lorsOverrides)
     func make() -> Module {
-        let m = ModelBuilder.vit(config)
+        let m = ModelBuilder.vit(RunSettings(config).model)
         m.initializeParameters(seed: 11)
         return m
     }
