@@ -46,7 +46,7 @@ struct EvalCommand: ParsableCommand {
             return
         }
         let config = try options.load()
-        threadOptions.apply(configured: config.int("train.threads"))
+        threadOptions.apply(configured: RunSettings(config).train.threads)
         try EvalCommand.evaluate(config: config, checkpoint: checkpoint, world: LocalCommunicator(), json: json)
     }
 
@@ -66,7 +66,7 @@ struct EvalCommand: ParsableCommand {
         defer { try? reader.close() }
         let model = try CheckpointTools.loadModel(settings.model, from: reader)
         let result = try CheckpointTools.evaluate(model, settings: settings,
-                                                  communicator: DataParallelCommunicator(world, settings: settings.dist))
+                                                  communicator: world)
         guard world.rank == 0 else { return nil }
         let step = reader.metadata.step
         var record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step)]

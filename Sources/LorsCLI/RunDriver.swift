@@ -15,13 +15,13 @@ enum RunDriver {
     static func train(config: Config, workDirectory: String, world: Communicator, resume: ResumeMode,
                       extraHooks: [any TrainingHook] = []) throws -> Int32 {
         let settings = RunSettings(config)
-        let communicator = DataParallelCommunicator(world, settings: settings.dist)
-        let state = DataParallelCheckpointState(communicator: communicator)
+        let parallel = DataParallel(world, settings: settings.dist)
+        let state = DataParallelCheckpointState(parallel)
         let checkpoints = CheckpointHook(settings.checkpoint, config: config, workDirectory: workDirectory, state: state)
-        let run = try TrainingRun(config: config, settings: settings, workDirectory: workDirectory, communicator: communicator,
+        let run = try TrainingRun(config: config, settings: settings, workDirectory: workDirectory, parallel: parallel,
                                   extraHooks: [checkpoints] + extraHooks)
         // Start-up broadcast, reducer and (ZeRO-1) optimizer shards exist before a checkpoint is loaded into them.
-        try communicator.prepare(trainer: run.trainer)
+        try parallel.prepare(trainer: run.trainer)
         if case .alreadyFinished = try run.resume(resume, checkpoints: checkpoints) { return RunExitCode.done }
         try run.run()
         return run.exitCode
@@ -33,17 +33,17 @@ enum RunDriver {
 /// (`ReplicatedCheckpointState`). Decided at each use, since the shards exist only once the
 /// communicator has been prepared.
 final class DataParallelCheckpointState: CheckpointState {
-    let dataParallel: DataParallelCommunicator
+    let dataParallel: DataParallel
 
-    init(communicator: DataParallelCommunicator) {
-        self.dataParallel = communicator
+    init(_ dataParallel: DataParallel) {
+        self.dataParallel = dataParallel
     }
 
-    var communicator: any Communicator { dataParallel.world }
+    var communicator: any Communicator { dataParallel.communicator }
 
     private var current: CheckpointState {
         if let sharded = dataParallel.shardedOptimizer { return ZeRO1CheckpointState(sharded: sharded) }
-        return ReplicatedCheckpointState(communicator: dataParallel.world)
+        return ReplicatedCheckpointState(communicator: dataParallel.communicator)
     }
 
     func describe(into writer: CheckpointWriter, model: Module, optimizer: any Optimizer) throws {

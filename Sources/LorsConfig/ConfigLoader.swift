@@ -14,9 +14,14 @@ public struct ConfigLoader: Sendable {
     /// The schema configs are validated against.
     public let schema: ConfigSchema
 
-    /// A loader for `schema` (usually `.lors`).
-    public init(schema: ConfigSchema = .lors) {
+    /// Drop the schema's retired keys instead of rejecting them.
+    public let acceptingRetiredKeys: Bool
+
+    /// A loader for `schema` (usually `.lors`); `acceptingRetiredKeys` for configs stored in checkpoints, which older
+    /// versions may have written with keys this version no longer declares.
+    public init(schema: ConfigSchema = .lors, acceptingRetiredKeys: Bool = false) {
         self.schema = schema
+        self.acceptingRetiredKeys = acceptingRetiredKeys
     }
 
     /// Loads the config file at `file` with its `_base_` files, then applies `overrides` (`key.path=value` each).
@@ -47,7 +52,7 @@ public struct ConfigLoader: Sendable {
             let override = try Override(parsing: text, schema: schema)
             raw = raw.setting(override.value, at: override.path)
         }
-        var (values, explicit) = try Validator(schema: schema).resolve(raw)
+        var (values, explicit) = try Validator(schema: schema, acceptingRetiredKeys: acceptingRetiredKeys).resolve(raw)
         for preset in schema.presets {
             guard case let .string(name)? = values[preset.key], let expansion = preset.expansions[name] else { continue }
             for (key, presetValue) in expansion {

@@ -12,6 +12,9 @@ public struct ConfigSchema: Sendable {
     public let presets: [ConfigPreset]
     /// Cross-key rules, run in order after presets.
     public let rules: [ConfigRule]
+    /// Keys earlier versions declared and this one does not: configs stored in older checkpoints may hold them.
+    /// `ConfigLoader(schema:acceptingRetiredKeys: true)` (stored configs) drops them; everywhere else they are unknown.
+    public let retiredKeys: Set<String>
 
     /// Every field by dotted path.
     let fields: [String: FieldSpec]
@@ -21,10 +24,11 @@ public struct ConfigSchema: Sendable {
     public let sectionPaths: [String]
 
     /// A schema of `nodes`, `presets` and `rules`; crashes if the schema itself is inconsistent.
-    public init(_ nodes: [SchemaNode], presets: [ConfigPreset] = [], rules: [ConfigRule] = []) {
+    public init(_ nodes: [SchemaNode], presets: [ConfigPreset] = [], rules: [ConfigRule] = [], retiredKeys: Set<String> = []) {
         self.nodes = nodes
         self.presets = presets
         self.rules = rules
+        self.retiredKeys = retiredKeys
         var fields: [String: FieldSpec] = [:]
         var fieldPaths: [String] = []
         var sectionPaths: [String] = []

@@ -6,7 +6,8 @@
 
 extension ConfigSchema {
     /// The schema of every lors config (`configs/*.yaml`, `--set`, and the config stored in checkpoints).
-    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules)
+    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules,
+                                          retiredKeys: ["data.num_workers"])
 
     /// Top-level nodes of `lors`, in render order.
     static var lorsSections: [SchemaNode] {

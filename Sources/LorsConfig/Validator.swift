@@ -25,6 +25,8 @@ enum ScalarParser {
 /// Checks a merged raw tree against a schema and produces typed values for every field.
 struct Validator {
     let schema: ConfigSchema
+    /// Drop the schema's retired keys instead of rejecting them (stored configs of older checkpoints).
+    var acceptingRetiredKeys = false
 
     /// The typed value of every schema field (defaults where unset) and the set of fields the tree sets.
     func resolve(_ root: RawNode) throws -> (values: [String: ConfigValue], explicit: Set<String>) {
@@ -45,6 +47,7 @@ struct Validator {
         }
         for entry in entries where !nodes.contains(where: { $0.name == entry.key }) {
             let path = prefix.isEmpty ? entry.key : "\(prefix).\(entry.key)"
+            if acceptingRetiredKeys && schema.retiredKeys.contains(path) { continue }
             throw ConfigError(.unknownKey(path: path, suggestion: suggestion(for: path)), at: entry.origin)
         }
         for node in nodes {

@@ -149,7 +149,7 @@ public final class CheckpointHook: TrainingHook {
             "global_batch_size": String(trainer.settings.batchSize),
         ]
         let metadata = CheckpointMetadata(step: s.step, epoch: s.epoch, batchInEpoch: s.iterationInEpoch,
-                                          worldSize: trainer.communicator.worldSize, seed: trainer.settings.seed, config: configYAML,
+                                          worldSize: trainer.communicator.size, seed: trainer.settings.seed, config: configYAML,
                                           baseLearningRate: schedule.baseLearningRate, currentLearningRate: s.learningRate,
                                           evalMetric: metric, extra: extra)
         let started = Date()

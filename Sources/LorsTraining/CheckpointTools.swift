@@ -2,6 +2,7 @@ import Foundation
 import LorsCheckpoint
 import LorsConfig
 import LorsData
+import LorsDistributed
 import LorsModels
 import LorsNN
 import LorsTensor
@@ -11,7 +12,7 @@ import LorsTensor
 public enum CheckpointTools {
     /// The config stored in a checkpoint (`/meta` attribute `config`), validated by the current schema.
     public static func storedConfig(_ reader: CheckpointReader) throws -> Config {
-        try ConfigLoader(schema: .lors).load(yaml: reader.metadata.config, source: "\(reader.path):/meta/config")
+        try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: reader.metadata.config, source: "\(reader.path):/meta/config")
     }
 
     /// The model of `settings` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
@@ -85,7 +86,7 @@ public enum CheckpointTools {
     /// The metrics of `model` on the test set of `run` (each rank its share, combined over `communicator`): the
     /// evaluation the trainer runs, through the same `Evaluation.run`.
     public static func evaluate(_ model: VisionTransformer, settings run: RunSettings,
-                                communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> Metrics {
+                                communicator: any Communicator = LocalCommunicator()) throws -> Metrics {
         let (trainSet, testSet) = try TrainingSetup.datasets(run)
         let normalization = try TrainingSetup.normalization(run.data, channels: trainSet.channels)
         let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: run.seed)

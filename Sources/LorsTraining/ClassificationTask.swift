@@ -60,7 +60,8 @@ public final class ClassificationTask: TrainingTask {
         var lossSum = 0.0
         for batch in DistributedSampler.evaluationBatches(count: data.count, batchSize: context.batchSize) {
             try context.checkStop()
-            let share = DistributedSampler.evaluationRange(datasetSize: batch.count, rank: context.rank, worldSize: context.worldSize)
+            let share = DistributedSampler.evaluationRange(datasetSize: batch.count, rank: context.communicator.rank,
+                                                           worldSize: context.communicator.size)
             guard !share.isEmpty else { continue }
             let assembled = testData.assemble(Array((batch.lowerBound + share.lowerBound)..<(batch.lowerBound + share.upperBound)), epoch: 0)
             let (logits, loss) = withoutGradients { () -> ([Float], Float) in
@@ -70,7 +71,7 @@ public final class ClassificationTask: TrainingTask {
             accuracy.update(logits: logits, classes: data.classes, labels: assembled.labels)
             lossSum += Double(loss)
         }
-        let sums = try context.sum([Double(accuracy.total), Double(accuracy.correctTop1), Double(accuracy.correctTop5), lossSum])
+        let sums = try context.communicator.allReduceSum([Double(accuracy.total), Double(accuracy.correctTop1), Double(accuracy.correctTop5), lossSum])
         let merged = TopKAccuracy(total: Int(sums[0]), correctTop1: Int(sums[1]), correctTop5: Int(sums[2]))
         return Metrics([Metric("top1", merged.top1, display: .percent), Metric("top5", merged.top5, display: .percent),
                         Metric("loss", sums[3] / max(1, sums[0]))], samples: merged.total, primary: "top1")

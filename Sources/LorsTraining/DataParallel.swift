@@ -5,16 +5,20 @@ import LorsNN
 import LorsOptim
 import LorsTensor
 
-/// The training loop's communicator over a `LorsDistributed.Communicator` (MPI, local or a
-/// simulated replica): start-up broadcast + checksum, the bucketed `GradientReducer` (all-reduces
-/// launched from the gradient-final hooks during backward, shared LORS weights in the final
-/// bucket), the reducer's fixed-order clipping and, with `zero1`, a `ShardedOptimizer`.
+/// Data parallelism over a `Communicator` (MPI, local or a simulated replica): start-up broadcast + checksum, the
+/// bucketed `GradientReducer` (all-reduces launched from the gradient-final hooks during backward, shared LORS
+/// weights in the final bucket), the reducer's fixed-order clipping and, with `zero1`, a `ShardedOptimizer`.
 ///
-/// The same adapter runs at world size 1 (over `LocalCommunicator`), so the clip norm is summed in
-/// the same order whatever the world size.
-public final class DataParallelCommunicator: TrainingCommunicator {
+/// Contract (docs/numerics.md): each rank's loss is already divided by the GLOBAL normaliser, so gradients are
+/// SUMMED, never averaged. Per optimizer step the loop calls `beginBackward(synchronize:)` before each micro-batch's
+/// backward (true only for the last), `synchronizeGradients`, `clipGradientNorm` (when clipping) and
+/// `step(optimizer:learningRate:)`.
+///
+/// The same object runs at communicator size 1 (over `LocalCommunicator`), so the clip norm is summed in the same order
+/// whatever the communicator size.
+public final class DataParallel {
     /// The process group.
-    public let world: Communicator
+    public let communicator: any Communicator
     /// Bucket size cap (`dist.bucket_cap_mb`).
     public let bucketCapBytes: Int
     /// Shard the optimizer state (`dist.zero1`).
@@ -26,26 +30,24 @@ public final class DataParallelCommunicator: TrainingCommunicator {
     /// Names of the parameters used more than once per forward (found by a dry forward in `prepare`).
     public private(set) var sharedParameterNames: [String] = []
 
-    public init(_ world: Communicator, bucketCapBytes: Int = 25 << 20, zero1: Bool = false) {
-        self.world = world
+    public init(_ communicator: any Communicator = LocalCommunicator(), bucketCapBytes: Int = 25 << 20, zero1: Bool = false) {
+        self.communicator = communicator
         self.bucketCapBytes = bucketCapBytes
         self.zero1 = zero1
     }
 
-    /// The adapter `settings` ask for (`dist.bucket_cap_mb`, `dist.zero1`) over `world`.
-    public convenience init(_ world: Communicator, settings: RunSettings.Dist) {
-        self.init(world, bucketCapBytes: max(4, Int(settings.bucketCapMB * 1_048_576)), zero1: settings.zero1)
+    /// What `settings` ask for (`dist.bucket_cap_mb`, `dist.zero1`) over `communicator`.
+    public convenience init(_ communicator: any Communicator, settings: RunSettings.Dist) {
+        self.init(communicator, bucketCapBytes: max(4, Int(settings.bucketCapMB * 1_048_576)), zero1: settings.zero1)
     }
 
-    public var rank: Int { world.rank }
-    public var worldSize: Int { world.size }
 
     /// Without a model: broadcast + reducer over unnamed parameters, no shared-weight marking.
     public func prepare(parameters: [Tensor]) throws {
         guard reducer == nil else { return }
         let named = parameters.enumerated().map { ($0.element.name.isEmpty ? "param.\($0.offset)" : $0.element.name, $0.element) }
-        try ReplicaSynchronization.broadcastInitialState(named, communicator: world)
-        reducer = GradientReducer(parameters: named, communicator: world, bucketCapBytes: bucketCapBytes)
+        try ReplicaSynchronization.broadcastInitialState(named, communicator: communicator)
+        reducer = GradientReducer(parameters: named, communicator: communicator, bucketCapBytes: bucketCapBytes)
     }
 
     /// Broadcasts rank 0's parameters and buffers (each unique tensor once) and compares checksums
@@ -55,19 +57,19 @@ public final class DataParallelCommunicator: TrainingCommunicator {
         guard reducer == nil else { return }
         let model = trainer.model
         let named = model.namedParameters()
-        try ReplicaSynchronization.broadcastInitialState(named + model.namedBuffers(), communicator: world)
+        try ReplicaSynchronization.broadcastInitialState(named + model.namedBuffers(), communicator: communicator)
         let trainable = named.filter { $0.1.requiresGrad }
         let shared = try GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1)) {
             _ = try trainer.task.inspect(BatchSlice(globalBatch: [0], positions: 0..<1, epoch: 0, step: 0))
         }
-        let reducer = GradientReducer(parameters: trainable, communicator: world, bucketCapBytes: bucketCapBytes,
+        let reducer = GradientReducer(parameters: trainable, communicator: communicator, bucketCapBytes: bucketCapBytes,
                                       sharedParameters: shared)
         self.reducer = reducer
         sharedParameterNames = reducer.names.enumerated().filter { reducer.isShared[$0.offset] }.map(\.element)
         if zero1 {
             let template = trainer.optimizer
-            shardedOptimizer = ShardedOptimizer(parameters: reducer.parameters, groups: template.groups, communicator: world) {
-                DataParallelCommunicator.rebuild(template, groups: $0)
+            shardedOptimizer = ShardedOptimizer(parameters: reducer.parameters, groups: template.groups, communicator: communicator) {
+                DataParallel.rebuild(template, groups: $0)
             }
         }
     }
@@ -77,7 +79,7 @@ public final class DataParallelCommunicator: TrainingCommunicator {
     }
 
     public func synchronizeGradients(_ parameters: [Tensor]) throws {
-        guard let reducer else { throw DistributedError.usage("DataParallelCommunicator: prepare was not called") }
+        guard let reducer else { throw DistributedError.usage("DataParallel: prepare was not called") }
         try reducer.finish()
     }
 
@@ -94,11 +96,6 @@ public final class DataParallelCommunicator: TrainingCommunicator {
         } else {
             withoutGradients { optimizer.step(learningRate: learningRate) }
         }
-    }
-
-    /// One all-reduce for all `values`.
-    public func sum(_ values: [Double]) throws -> [Double] {
-        try world.allReduceSum(values)
     }
 
     /// An optimizer of `template`'s type and settings over `groups` (the ZeRO-1 shard).

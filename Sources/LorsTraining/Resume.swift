@@ -38,7 +38,8 @@ public enum ResumeError: Error, CustomStringConvertible, Equatable {
 /// Config keys that may differ between a checkpoint and the run resuming from it: stop condition, cadence of
 /// checkpoints, evaluation and logging, threads, and where the data lives.
 public enum ResumePolicy {
-    public static let allowedConfigChanges: Set<String> = RunSettings.keysAllowedToChangeOnResume
+    /// (Retired keys too: a checkpoint of an older version may store a key this version no longer has.)
+    public static let allowedConfigChanges: Set<String> = RunSettings.keysAllowedToChangeOnResume.union(ConfigSchema.lors.retiredKeys)
 }
 
 extension TrainingRun {

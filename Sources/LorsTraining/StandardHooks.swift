@@ -62,7 +62,7 @@ public final class LoggerHook: TrainingHook {
         runStartStep = trainer.state.step
         let t = trainer
         t.log.info("model: \(t.model.parameterCount) parameters (\(t.model.trainableParameters.reduce(0) { $0 + $1.count }) trainable)")
-        let data = "data: \(t.task.dataDescription); global batch \(t.settings.batchSize) = \(t.communicator.worldSize) rank(s) × "
+        let data = "data: \(t.task.dataDescription); global batch \(t.settings.batchSize) = \(t.communicator.size) rank(s) × "
             + "\(t.settings.accumulationSteps) × \(t.microBatchSize)"
         t.log.info("\(data)")
         let schedule = "schedule: \(t.settings.epochs) epochs × \(t.state.iterationsPerEpoch) steps = \(t.totalSteps) steps; "

@@ -26,7 +26,7 @@ public protocol StopPolling: AnyObject {
 
 /// Turns stop requests (SIGUSR1/SIGTERM via `StopSignals`, or any `isRequested` closure) into a clean,
 /// resumable stop: at every step boundary (and between evaluation batches) the local flag is summed
-/// over ranks with `TrainingCommunicator.sum`, so all ranks see the same decision after the same step;
+/// over ranks with `Communicator.allReduceSum`, so all ranks see the same decision after the same step;
 /// then a checkpoint is written (`CheckpointSaving`), the loop stops, and the process should exit with
 /// `RunExitCode.resume` (`trainer.interruption` is set). A request after the final step is ignored
 /// (the run ends normally).
@@ -58,10 +58,10 @@ public final class StopRequestHook: TrainingHook, StopPolling {
     public func stopAgreed(_ trainer: Trainer) throws -> Bool {
         if agreedReason != nil { return true }
         let local = isRequested()
-        let requests = try trainer.communicator.sum([local == nil ? 0 : 1])[0]
+        let requests = try trainer.communicator.allReduceSum([Int64(local == nil ? 0 : 1)])[0]
         guard requests > 0 else { return false }
         let reason = "stop requested by \(local ?? "a signal on another rank") on \(Int(requests)) of "
-            + "\(trainer.communicator.worldSize) rank(s) after step \(trainer.state.step)"
+            + "\(trainer.communicator.size) rank(s) after step \(trainer.state.step)"
         agreedReason = reason
         trainer.log.info("\(reason): writing a checkpoint, then exiting with code \(RunExitCode.resume) (resume me)")
         let saver = checkpointer ?? trainer.hooks.lazy.compactMap { $0 as? any CheckpointSaving }.first

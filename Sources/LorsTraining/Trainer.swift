@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import LorsData
+import LorsDistributed
 import LorsNN
 import LorsOptim
 import LorsTensor
@@ -57,7 +58,8 @@ public final class Trainer {
     public let schedule: LRSchedule
     /// The global batches of every epoch.
     public let sampler: DistributedSampler
-    public let communicator: any TrainingCommunicator
+    /// Gradient reduction, clipping and the (ZeRO-1) optimizer step over the process group.
+    public let parallel: DataParallel
     public let settings: TrainerSettings
     /// Hooks in the order they run.
     public var hooks: [any TrainingHook]
@@ -79,10 +81,12 @@ public final class Trainer {
     /// The global batches of the epoch in progress.
     private var epochBatches: (epoch: Int, batches: [[Int]])?
 
+    /// The process group (MPI, local, or a simulated replica).
+    public var communicator: any Communicator { parallel.communicator }
     /// The model the task trains.
     public var model: Module { task.model }
     /// Samples per rank per optimizer step.
-    public var localBatchSize: Int { settings.batchSize / communicator.worldSize }
+    public var localBatchSize: Int { settings.batchSize / communicator.size }
     /// Samples per micro-batch on this rank.
     public var microBatchSize: Int { localBatchSize / settings.accumulationSteps }
     /// Optimizer steps in the whole schedule.
@@ -91,9 +95,9 @@ public final class Trainer {
     public var finalStep: Int { min(totalSteps, settings.maxSteps ?? Int.max) }
 
     public init(task: any TrainingTask, optimizer: any Optimizer, schedule: LRSchedule, settings: TrainerSettings,
-                communicator: any TrainingCommunicator = SingleProcessCommunicator(), hooks: [any TrainingHook] = [],
+                parallel: DataParallel = DataParallel(), hooks: [any TrainingHook] = [],
                 log: Logger = .console) throws {
-        let world = communicator.worldSize
+        let world = parallel.communicator.size
         guard settings.batchSize % (world * settings.accumulationSteps) == 0 else {
             throw TrainingError.batchNotDivisible(batchSize: settings.batchSize, ranks: world,
                                                   accumulationSteps: settings.accumulationSteps)
@@ -108,7 +112,7 @@ public final class Trainer {
         self.schedule = schedule
         self.sampler = sampler
         self.settings = settings
-        self.communicator = communicator
+        self.parallel = parallel
         self.hooks = hooks
         self.log = log
         self.state = TrainingState(iterationsPerEpoch: sampler.batchesPerEpoch)
@@ -140,7 +144,7 @@ public final class Trainer {
 
     /// Trains from `state.step` to `finalStep` (or a stop request), running the hooks.
     public func run() throws {
-        try communicator.prepare(trainer: self)
+        try parallel.prepare(trainer: self)
         try hooks.forEach { try $0.beforeRun(self) }
         do {
             while state.step < finalStep && state.stopReason == nil {
@@ -176,7 +180,7 @@ public final class Trainer {
 
     /// This rank's micro-batches of a step over `globalBatch`: its slice, split into `accumulationSteps` parts.
     func microBatches(globalBatch: [Int], epoch: Int, step: Int) -> [BatchSlice] {
-        let mine = DistributedSampler.slice(count: globalBatch.count, rank: communicator.rank, worldSize: communicator.worldSize)
+        let mine = DistributedSampler.slice(count: globalBatch.count, rank: communicator.rank, worldSize: communicator.size)
         return (0..<settings.accumulationSteps).map {
             BatchSlice(globalBatch: globalBatch, positions: DistributedSampler.split(mine, part: $0, of: settings.accumulationSteps),
                        epoch: epoch, step: step)
@@ -201,19 +205,19 @@ public final class Trainer {
         optimizer.zeroGrad(setToNone: false)
         let slices = microBatches(globalBatch: globalBatch, epoch: epoch, step: stepNumber)
         let local = try task.stepStatistics(slices)
-        let statistics = local.isEmpty ? [] : try communicator.sum(local)
+        let statistics = local.isEmpty ? [] : try communicator.allReduceSum(local)
         var localLoss = 0.0
         for (part, slice) in slices.enumerated() {
             let context = ForwardContext(training: true, seed: settings.seed, step: stepNumber, firstSample: slice.firstSample)
             let loss = try task.loss(slice, statistics: statistics, context: context)
-            communicator.beginBackward(synchronize: part == slices.count - 1)
+            parallel.beginBackward(synchronize: part == slices.count - 1)
             loss.backward()
             localLoss += Double(loss.item())
         }
-        try communicator.synchronizeGradients(parameters)
+        try parallel.synchronizeGradients(parameters)
         // The loss and a "this rank's gradients hold NaN/Inf" count in one reduction, so all ranks
         // agree on skipping even when each holds only a shard of the gradients.
-        let sums = try communicator.sum([localLoss, Trainer.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
+        let sums = try communicator.allReduceSum([localLoss, Trainer.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
         let globalLoss = sums[0]
         if !globalLoss.isFinite || sums[1] > 0 {
             return try skipNonFiniteStep(stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate,
@@ -222,9 +226,9 @@ public final class Trainer {
         consecutiveNonFiniteSteps = 0
         var norm: Double? = nil
         if let clip = settings.gradientClip, clip > 0 {
-            norm = communicator.clipGradientNorm(parameters, maxNorm: clip)
+            norm = parallel.clipGradientNorm(parameters, maxNorm: clip)
         }
-        try communicator.step(optimizer: optimizer, learningRate: learningRate)
+        try parallel.step(optimizer: optimizer, learningRate: learningRate)
         state.step = stepNumber
         return StepResult(step: stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate, gradientNorm: norm,
                           samples: globalBatch.count, seconds: Date().timeIntervalSince(started))

@@ -36,7 +36,7 @@ extension Trainer {
     /// then runs the first training step with the hooks (LR), and reports. `buildSeconds`: time spent
     /// building the run before this call, reported as given.
     public func check(modelType: RunSettings.Model.Kind, buildSeconds: Double) throws -> TrainingCheckReport {
-        try communicator.prepare(parameters: model.trainableParameters)
+        try parallel.prepare(parameters: model.trainableParameters)
         let global = globalBatch(epoch: state.epoch, index: state.iterationInEpoch)
         let first = microBatches(globalBatch: global, epoch: state.epoch, step: state.step + 1)[0]
         let inspection = try withoutGradients { try task.inspect(first) }

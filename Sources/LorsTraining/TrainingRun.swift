@@ -8,7 +8,7 @@ import LorsTensor
 
 /// A whole `lors train` run: work dir, logs, data, model, optimizer, schedule, standard hooks.
 ///
-/// Integration points: `communicator` (LorsDistributed's adapter; world size 1 by default),
+/// Integration points: `parallel` (data parallelism over a communicator; world size 1 by default),
 /// `extraHooks` (checkpoint, signal, debug hooks run after the standard ones, so they see the
 /// evaluation results), and `ModelBuilder` (which picks vanilla or LORS from `model.lors`).
 /// A resume sets `trainer.state.step` (and loads model/optimizer state) before `trainer.run()`.
@@ -23,21 +23,22 @@ public final class TrainingRun {
     public let workDirectory: String
     public let trainer: Trainer
 
-    /// - Parameter communicator: the process group; nil = `DataParallelCommunicator` over
-    ///   `LocalCommunicator` (world size 1 with the same reducer, clip order and `dist.*` settings as N ranks).
+    /// - Parameter parallel: data parallelism over the process group; nil = `DataParallel` over `LocalCommunicator`
+    ///   (world size 1 with the same reducer, clip order and `dist.*` settings as N ranks).
     /// - Parameter stopOnSignals: SIGUSR1/SIGTERM stop the run after a step with a checkpoint (exit code 75).
-    public convenience init(config: Config, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
+    public convenience init(config: Config, workDirectory: String, parallel: DataParallel? = nil,
                             extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
-        try self.init(config: config, settings: RunSettings(config), workDirectory: workDirectory, communicator: communicator,
+        try self.init(config: config, settings: RunSettings(config), workDirectory: workDirectory, parallel: parallel,
                       extraHooks: extraHooks, stopOnSignals: stopOnSignals)
     }
 
     /// A run of `config` whose decoded settings the caller already holds (`settings` must be `RunSettings(config)`).
     /// Refuses a model or dataset it cannot train (`TrainingSetup.checkTrainable`) before creating the work dir.
-    public init(config: Config, settings: RunSettings, workDirectory: String, communicator: (any TrainingCommunicator)? = nil,
+    public init(config: Config, settings: RunSettings, workDirectory: String, parallel: DataParallel? = nil,
                 extraHooks: [any TrainingHook] = [], stopOnSignals: Bool = true) throws {
         try TrainingSetup.checkTrainable(settings)
-        let communicator = communicator ?? DataParallelCommunicator(LocalCommunicator(), settings: settings.dist)
+        let parallel = parallel ?? DataParallel(LocalCommunicator(), settings: settings.dist)
+        let communicator = parallel.communicator
         self.config = config
         self.settings = settings
         self.workDirectory = workDirectory
@@ -59,7 +60,7 @@ public final class TrainingRun {
                 throw TrainingError.cannotWrite(path: path, detail: "\(error)")
             }
         }
-        log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.worldSize))")
+        log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.size))")
 
         let task = try TrainingSetup.task(settings)
         let loop = TrainingSetup.settings(settings)
@@ -75,14 +76,14 @@ public final class TrainingRun {
         hooks += extraHooks
         if stopOnSignals { hooks.append(StopRequestHook()) }
         trainer = try Trainer(task: task, optimizer: optimizer, schedule: schedule, settings: loop,
-                              communicator: communicator, hooks: hooks, log: log)
+                              parallel: parallel, hooks: hooks, log: log)
     }
 
     /// A run over `world` (MPI, local or a simulated replica) with the `dist.*` settings of `config`.
     public convenience init(config: Config, workDirectory: String, world: Communicator, extraHooks: [any TrainingHook] = []) throws {
         let settings = RunSettings(config)
         try self.init(config: config, settings: settings, workDirectory: workDirectory,
-                      communicator: DataParallelCommunicator(world, settings: settings.dist), extraHooks: extraHooks)
+                      parallel: DataParallel(world, settings: settings.dist), extraHooks: extraHooks)
     }
 
     /// The logger level of `log.level`.

@@ -1,5 +1,6 @@
 import Foundation
 import LorsData
+import LorsDistributed
 import LorsNN
 import LorsTensor
 
@@ -95,22 +96,16 @@ public struct ForwardInspection: Sendable {
 
 /// How an evaluation reaches the other ranks and asks whether to stop between batches.
 public struct EvaluationContext {
-    /// This rank and the number of ranks.
-    public var rank: Int
-    public var worldSize: Int
+    /// The process group: metric sums, gathers of detections. Every rank makes the same collective calls.
+    public var communicator: any Communicator
     /// GLOBAL evaluation batch (`eval.test_batch_size`): each rank evaluates its contiguous share of each one.
     public var batchSize: Int
-    /// Element-wise sum over ranks (metric counts). Collective.
-    public var sum: ([Double]) throws -> [Double]
     /// Called before every evaluation batch on every rank; throws `EvaluationInterrupted` when all ranks agreed to stop.
     public var checkStop: () throws -> Void
 
-    public init(rank: Int, worldSize: Int, batchSize: Int, sum: @escaping ([Double]) throws -> [Double],
-                checkStop: @escaping () throws -> Void = {}) {
-        self.rank = rank
-        self.worldSize = worldSize
+    public init(communicator: any Communicator, batchSize: Int, checkStop: @escaping () throws -> Void = {}) {
+        self.communicator = communicator
         self.batchSize = batchSize
-        self.sum = sum
         self.checkStop = checkStop
     }
 }
@@ -156,11 +151,10 @@ public extension TrainingTask {
 /// Evaluation, used by the trainer and by `lors eval` alike: the task's evaluation over a communicator, timed.
 public enum Evaluation {
     /// Runs `task`'s evaluation with `communicator` (collective: every rank calls it) in batches of `batchSize`.
-    public static func run(_ task: any TrainingTask, communicator: any TrainingCommunicator, batchSize: Int,
+    public static func run(_ task: any TrainingTask, communicator: any Communicator, batchSize: Int,
                            checkStop: @escaping () throws -> Void = {}) throws -> (metrics: Metrics, seconds: Double) {
         let started = Date()
-        let context = EvaluationContext(rank: communicator.rank, worldSize: communicator.worldSize, batchSize: batchSize,
-                                        sum: { try communicator.sum($0) }, checkStop: checkStop)
+        let context = EvaluationContext(communicator: communicator, batchSize: batchSize, checkStop: checkStop)
         let metrics = try task.evaluate(context)
         return (metrics, Date().timeIntervalSince(started))
     }

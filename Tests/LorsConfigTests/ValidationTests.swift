@@ -110,4 +110,15 @@ final class ValidationTests: ConfigTestCase {
         assertConfigError(try load("lr_schedule:\n  milestones: [11, 8]\n"),
                           contains: ["lr_schedule.milestones", "increasing"])
     }
+
+    /// A key older versions declared is unknown in a user's config, and dropped from a config stored in a checkpoint.
+    func testRetiredKeysOnlyInStoredConfigs() throws {
+        let yaml = "data:\n  num_workers: 0\n"
+        XCTAssertTrue(ConfigSchema.lors.retiredKeys.contains("data.num_workers"))
+        assertConfigError(try ConfigLoader(schema: .lors).load(yaml: yaml), contains: ["data.num_workers"])
+        let stored = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: yaml)
+        XCTAssertEqual(stored.yaml(), try ConfigLoader(schema: .lors).load(yaml: "{}").yaml())
+        assertConfigError(try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: "data:\n  num_workerz: 0\n"),
+                          contains: ["data.num_workerz"])
+    }
 }

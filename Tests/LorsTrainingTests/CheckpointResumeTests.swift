@@ -41,10 +41,10 @@ final class CheckpointResumeTests: XCTestCase {
     /// What `lors train` does, in process: returns the run (model, optimizer, state) and the resume outcome.
     @discardableResult
     private func train(_ workDir: String, _ overrides: [String], resume: ResumeMode = .auto,
-                       communicator: any TrainingCommunicator = SingleProcessCommunicator()) throws -> (TrainingRun, ResumeOutcome, CheckpointHook) {
+                       parallel: DataParallel? = nil) throws -> (TrainingRun, ResumeOutcome, CheckpointHook) {
         let c = try config(overrides)
         let hook = CheckpointHook(RunSettings(c).checkpoint, config: c, workDirectory: workDir)
-        let run = try TrainingRun(config: c, workDirectory: workDir, communicator: communicator, extraHooks: [hook])
+        let run = try TrainingRun(config: c, workDirectory: workDir, parallel: parallel, extraHooks: [hook])
         let outcome = try run.resume(resume, checkpoints: hook)
         if case .alreadyFinished = outcome { return (run, outcome, hook) }
         try run.run()
