@@ -59,7 +59,7 @@ public final class BatchAssembler {
             return mixing.apply(d, images: base, batch: b, channels: c, height: h, width: w, labels: labels,
                                 classes: dataset.classes)
         }
-        staging.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
+        staging.withUnsafeBufferPointer { images.copyFromHost(UnsafeBufferPointer(rebasing: $0[0..<(b * imageSize)])) }
         return Batch(images: images, labels: labels,
                      softTargets: softTargets.map { Tensor($0, shape: [b, dataset.classes]) }, mixing: decision)
     }

@@ -73,8 +73,9 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         Tensor(repeating: 1, shape: shape, requiresGrad: requiresGrad)
     }
 
-    /// Device pointer to element 0.
-    @inline(__always) public var pointer: UnsafeMutablePointer<Float> { storage.pointer + offset }
+    /// Device pointer to element 0, for the ops in this module to pass to the backend's kernels. Internal: it may
+    /// not be host memory (`CheckingBackend`, a GPU), so code above the seam uses the host calls (HostAccess.swift).
+    @inline(__always) var pointer: UnsafeMutablePointer<Float> { storage.pointer + offset }
     /// The backend holding this tensor.
     @inline(__always) public var backend: any Backend { storage.backend }
     /// Number of dimensions.

@@ -254,21 +254,7 @@ public final class Trainer {
     }
 
     /// Whether every element of every tensor is finite (one vectorised pass; x·0 is NaN exactly for NaN/Inf).
-    public static func allFinite(_ tensors: [Tensor]) -> Bool {
-        for t in tensors {
-            let p = t.pointer, n = t.count
-            var acc = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= n {
-                acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) * 0
-                i += 8
-            }
-            var tail: Float = 0
-            while i < n { tail += p[i] * 0; i += 1 }
-            if !(acc.sum() + tail).isFinite { return false }
-        }
-        return true
-    }
+    public static func allFinite(_ tensors: [Tensor]) -> Bool { Tensor.allFinite(tensors) }
 
     // MARK: - evaluation
 

@@ -1,0 +1,119 @@
+import Foundation
+import XCTest
+import LorsCheckpoint
+import LorsCLI
+import LorsTensor
+
+/// The whole product on `CheckingBackend`, whose tensor memory faults when dereferenced outside the backend: training
+/// steps, evaluation, checkpoint writes, a resume, `lors eval` and `lors export` through the `lors` commands, in
+/// process. Any code above the seam that still reads tensor memory as host memory crashes this test; every result
+/// must be bitwise the CPU backend's.
+final class CheckingBackendTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("lors-checking-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        Backends.setCurrent(CPUBackend.shared)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// What one backend produced.
+    struct Outcome: Equatable {
+        /// train and eval records of metrics.jsonl (timing fields dropped), both runs.
+        var metrics: [[String: String]]
+        /// `lors eval --json` of the last checkpoint, without the path.
+        var evaluation: [String: String]
+        /// The merged export and its reference logits, as bytes.
+        var export: Data
+        var referenceLogits: Data
+    }
+
+    /// Trains 4 steps (checkpoints at 2 and 4, evaluation at the end), resumes to 6, evaluates and exports the last
+    /// checkpoint, all through `lors` commands.
+    private func everything(on backend: any Backend, name: String) throws -> Outcome {
+        Backends.setCurrent(backend)
+        defer { Backends.setCurrent(CPUBackend.shared) }
+        let work = (directory as NSString).appendingPathComponent(name)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let file = (work as NSString).appendingPathComponent("tiny.yaml")
+        try EndToEndTests.tinyYAML.write(toFile: file, atomically: true, encoding: .utf8)
+        let lors = ["model.lors.enabled=true", "model.lors.rank=2", "model.lors.attn_groups=[1, 2]", "model.lors.ffn_groups=[2, 1]"]
+        func train(_ steps: Int) throws {
+            var command = try LorsCommand.parseAsRoot(["train", file, "--work-dir", work, "--threads", "1",
+                                                       "--set", "train.max_steps=\(steps)", "--set", "checkpoint.interval_steps=2"]
+                                                      + lors.flatMap { ["--set", $0] })
+            try command.run()
+        }
+        try train(4)
+        try train(6)
+        let log = try String(contentsOfFile: work + "/log.txt", encoding: .utf8)
+        XCTAssertTrue(log.contains("resumed from") && log.contains("step 4"), "the second run resumes: \(log)")
+        let last = CheckpointDirectory(workDirectory: work).path(of: "step_00000006.h5")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: last))
+
+        let printed = try capturingStandardOutput {
+            var eval = try LorsCommand.parseAsRoot(["eval", file, "--checkpoint", last, "--json", "--threads", "1"]
+                                                   + lors.flatMap { ["--set", $0] })
+            try eval.run()
+        }
+        var evaluation = try flatten(XCTUnwrap(printed.split(separator: "\n").last.map(String.init)))
+        evaluation["checkpoint"] = nil
+        XCTAssertEqual(evaluation["type"], "eval")
+
+        var export = try LorsCommand.parseAsRoot(["export", last, "--out", work + "/model.safetensors", "--merge-lors",
+                                                  "--format", "safetensors", "--reference-logits", work + "/reference.safetensors"])
+        try export.run()
+
+        let metrics = try String(contentsOfFile: work + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try flatten(String($0)) }
+            .filter { ["train", "eval"].contains($0["type"]) }
+            .map { $0.filter { ["type", "step", "epoch", "loss", "lr", "grad_norm", "top1", "top5"].contains($0.key) } }
+        XCTAssertEqual(metrics.filter { $0["type"] == "train" }.compactMap { $0["step"] }, ["1", "2", "3", "4", "5", "6"])
+        return Outcome(metrics: metrics, evaluation: evaluation,
+                       export: try Data(contentsOf: URL(fileURLWithPath: work + "/model.safetensors")),
+                       referenceLogits: try Data(contentsOf: URL(fileURLWithPath: work + "/reference.safetensors")))
+    }
+
+    func testTrainingEvaluationCheckpointsResumeAndExportMatchTheCPUBackendBitwise() throws {
+        let checking = try everything(on: CheckingBackend.shared, name: "checking")
+        let cpu = try everything(on: CPUBackend.shared, name: "cpu")
+        XCTAssertEqual(checking.metrics, cpu.metrics)
+        XCTAssertEqual(checking.evaluation, cpu.evaluation)
+        XCTAssertEqual(checking.export, cpu.export, "merged export differs")
+        XCTAssertEqual(checking.referenceLogits, cpu.referenceLogits, "reference logits differ")
+        XCTAssertFalse(cpu.metrics.isEmpty)
+    }
+
+    /// A JSON object line with every value as its exact text (doubles by their shortest round-trip spelling).
+    private func flatten(_ line: String) throws -> [String: String] {
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)
+        return object.mapValues { value in
+            if let i = value as? Int { return "\(i)" }
+            if let d = value as? Double { return "0x" + String(d.bitPattern, radix: 16) }
+            return "\(value)"
+        }
+    }
+
+    /// Runs `body` with the process's standard output sent to a file and returns what it printed.
+    private func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
+        let path = (directory as NSString).appendingPathComponent("stdout-\(UUID().uuidString.prefix(8)).txt")
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        fflush(stdout)
+        let saved = dup(STDOUT_FILENO)
+        dup2(handle.fileDescriptor, STDOUT_FILENO)
+        do {
+            try body()
+        } catch {
+            fflush(stdout); dup2(saved, STDOUT_FILENO); close(saved)
+            throw error
+        }
+        fflush(stdout); dup2(saved, STDOUT_FILENO); close(saved)
+        try handle.close()
+        return try String(contentsOfFile: path, encoding: .utf8)
+    }
+}
