@@ -25,7 +25,7 @@ final class CheckingBackendTests: XCTestCase {
     struct Outcome: Equatable {
         /// train and eval records of metrics.jsonl (timing fields dropped), both runs.
         var metrics: [[String: String]]
-        /// `lors eval --json` of the last checkpoint, without the path.
+        /// `lors eval --json` of the last checkpoint.
         var evaluation: [String: String]
         /// The merged export and its reference logits, as bytes.
         var export: Data
@@ -33,11 +33,13 @@ final class CheckingBackendTests: XCTestCase {
     }
 
     /// Trains 4 steps (checkpoints at 2 and 4, evaluation at the end), resumes to 6, evaluates and exports the last
-    /// checkpoint, all through `lors` commands.
-    private func everything(on backend: any Backend, name: String) throws -> Outcome {
+    /// checkpoint, all through `lors` commands. Every backend runs in the same (emptied) work directory, so the paths
+    /// recorded in the outputs agree.
+    private func everything(on backend: any Backend) throws -> Outcome {
         Backends.setCurrent(backend)
         defer { Backends.setCurrent(CPUBackend.shared) }
-        let work = (directory as NSString).appendingPathComponent(name)
+        let work = (directory as NSString).appendingPathComponent("work")
+        try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let file = (work as NSString).appendingPathComponent("tiny.yaml")
         try EndToEndTests.tinyYAML.write(toFile: file, atomically: true, encoding: .utf8)
@@ -60,8 +62,7 @@ final class CheckingBackendTests: XCTestCase {
                                                    + lors.flatMap { ["--set", $0] })
             try eval.run()
         }
-        var evaluation = try flatten(XCTUnwrap(printed.split(separator: "\n").last.map(String.init)))
-        evaluation["checkpoint"] = nil
+        let evaluation = try flatten(XCTUnwrap(printed.split(separator: "\n").last.map(String.init)))
         XCTAssertEqual(evaluation["type"], "eval")
 
         var export = try LorsCommand.parseAsRoot(["export", last, "--out", work + "/model.safetensors", "--merge-lors",
@@ -79,8 +80,11 @@ final class CheckingBackendTests: XCTestCase {
     }
 
     func testTrainingEvaluationCheckpointsResumeAndExportMatchTheCPUBackendBitwise() throws {
-        let checking = try everything(on: CheckingBackend.shared, name: "checking")
-        let cpu = try everything(on: CPUBackend.shared, name: "cpu")
+        let allocationsBefore = CheckingBackend.shared.memoryStatistics.freshAllocations
+        let checking = try everything(on: CheckingBackend.shared)
+        XCTAssertGreaterThan(CheckingBackend.shared.memoryStatistics.freshAllocations - allocationsBefore, 1000,
+                             "the run allocated its tensors on the checking backend")
+        let cpu = try everything(on: CPUBackend.shared)
         XCTAssertEqual(checking.metrics, cpu.metrics)
         XCTAssertEqual(checking.evaluation, cpu.evaluation)
         XCTAssertEqual(checking.export, cpu.export, "merged export differs")
