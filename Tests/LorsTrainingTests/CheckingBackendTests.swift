@@ -35,7 +35,8 @@ final class CheckingBackendTests: XCTestCase {
     /// Trains 4 steps (checkpoints at 2 and 4, evaluation at the end), resumes to 6, evaluates and exports the last
     /// checkpoint, all through `lors` commands. Every backend runs in the same (emptied) work directory, so the paths
     /// recorded in the outputs agree.
-    private func everything(on backend: any Backend) throws -> Outcome {
+    /// With `checkpoints` false (a setting that writes none) only the 4 training steps and their evaluation run.
+    private func everything(on backend: any Backend, trainArguments: [String] = [], checkpoints: Bool = true) throws -> Outcome {
         Backends.setCurrent(backend)
         defer { Backends.setCurrent(CPUBackend.shared) }
         let work = (directory as NSString).appendingPathComponent("work")
@@ -47,10 +48,15 @@ final class CheckingBackendTests: XCTestCase {
         func train(_ steps: Int) throws {
             var command = try LorsCommand.parseAsRoot(["train", file, "--work-dir", work, "--threads", "1",
                                                        "--set", "train.max_steps=\(steps)", "--set", "checkpoint.interval_steps=2"]
-                                                      + lors.flatMap { ["--set", $0] })
+                                                      + lors.flatMap { ["--set", $0] } + trainArguments)
             try command.run()
         }
         try train(4)
+        guard checkpoints else {
+            let metrics = try metricRecords(work)
+            XCTAssertEqual(metrics.filter { $0["type"] == "train" }.compactMap { $0["step"] }, ["1", "2", "3", "4"])
+            return Outcome(metrics: metrics, evaluation: [:], export: Data(), referenceLogits: Data())
+        }
         try train(6)
         let log = try String(contentsOfFile: work + "/log.txt", encoding: .utf8)
         XCTAssertTrue(log.contains("resumed from") && log.contains("step 4"), "the second run resumes: \(log)")
@@ -69,10 +75,7 @@ final class CheckingBackendTests: XCTestCase {
                                                   "--format", "safetensors", "--reference-logits", work + "/reference.safetensors"])
         try export.run()
 
-        let metrics = try String(contentsOfFile: work + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try flatten(String($0)) }
-            .filter { ["train", "eval"].contains($0["type"]) }
-            .map { $0.filter { ["type", "step", "epoch", "loss", "lr", "grad_norm", "top1", "top5"].contains($0.key) } }
+        let metrics = try metricRecords(work)
         XCTAssertEqual(metrics.filter { $0["type"] == "train" }.compactMap { $0["step"] }, ["1", "2", "3", "4", "5", "6"])
         return Outcome(metrics: metrics, evaluation: evaluation,
                        export: try Data(contentsOf: URL(fileURLWithPath: work + "/model.safetensors")),
@@ -90,6 +93,32 @@ final class CheckingBackendTests: XCTestCase {
         XCTAssertEqual(checking.export, cpu.export, "merged export differs")
         XCTAssertEqual(checking.referenceLogits, cpu.referenceLogits, "reference logits differ")
         XCTAssertFalse(cpu.metrics.isEmpty)
+    }
+
+    /// The same on 2 simulated data-parallel ranks with small buckets: the start-up broadcast stages whole tensors,
+    /// the gradient all-reduce stages each bucket through host memory while backward runs.
+    func testSimulatedRanksMatchTheCPUBackendBitwise() throws {
+        let ranks = ["--simulate-ranks", "2", "--set", "dist.bucket_cap_mb=0.002"]
+        let checking = try everything(on: CheckingBackend.shared, trainArguments: ranks)
+        let log = try String(contentsOfFile: directory + "/work/log.txt", encoding: .utf8)
+        XCTAssertTrue(log.contains("(rank 0 of 2)"), log)
+        XCTAssertEqual(checking, try everything(on: CPUBackend.shared, trainArguments: ranks))
+    }
+
+    /// ZeRO-1 on 2 simulated ranks (which writes no checkpoints): the owners' parameter ranges are broadcast through
+    /// staged host ranges.
+    func testZeROOneOnSimulatedRanksMatchesTheCPUBackendBitwise() throws {
+        let ranks = ["--simulate-ranks", "2", "--set", "dist.zero1=true"]
+        let checking = try everything(on: CheckingBackend.shared, trainArguments: ranks, checkpoints: false)
+        XCTAssertEqual(checking, try everything(on: CPUBackend.shared, trainArguments: ranks, checkpoints: false))
+    }
+
+    /// The train and eval records of `work`/metrics.jsonl, without timing fields.
+    private func metricRecords(_ work: String) throws -> [[String: String]] {
+        try String(contentsOfFile: work + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try flatten(String($0)) }
+            .filter { ["train", "eval"].contains($0["type"]) }
+            .map { $0.filter { ["type", "step", "epoch", "loss", "lr", "grad_norm", "top1", "top5"].contains($0.key) } }
     }
 
     /// A JSON object line with every value as its exact text (doubles by their shortest round-trip spelling).
