@@ -3,6 +3,10 @@
 /// Views are free where the layout allows (reshape, ranges of the leading axis); every other
 /// layout change copies. A tensor created by an op while gradients are recorded keeps its
 /// place on the tape; `backward()` fills `.grad` of the leaves that require gradients.
+///
+/// The memory belongs to the backend and need not be host memory: outside LorsTensor, values are read and written
+/// only through ops and the host calls (`toArray`, `copyToHost` / `copyFromHost`, `withHostBuffer` /
+/// `withMutableHostBuffer`, `hostStaging`, `Tensor.allFinite`; HostAccess.swift, docs/backend.md).
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Dimensions, outermost first.
     public let shape: [Int]
