@@ -324,17 +324,6 @@ public final class CheckpointReader {
                       into destinations: [Tensor?]? = nil) throws -> [Tensor?] {
         let rank = collective.rank, size = collective.size
         func wanted(_ index: Int) -> Bool { owners?[index].map { $0 == rank } ?? true }
-        guard Backends.current is CPUBackend else {
-            let values = try requests.map { try read($0.path, expectedShape: $0.shape) }
-            return requests.indices.map { index in
-                guard wanted(index) else { return nil }
-                if let target = destinations?[index], target.count == values[index].count {
-                    target.assign(Tensor(values[index], shape: target.shape))
-                    return target
-                }
-                return Tensor(values[index], shape: requests[index].shape)
-            }
-        }
         var stored: [UInt32] = []
         var handles: [HDF5Dataset] = []
         defer { for handle in handles { try? handle.close() } }
@@ -380,31 +369,33 @@ public final class CheckpointReader {
         defer { prefetch.stop() }
         // Pass 2: read each dataset this rank needs; the ones it checks are checksummed on another core while the
         // next is read. A read error ends the loop (the ranks agree on it below).
+        // The destinations are taken (or allocated) first and read through host views of all of them at once: the
+        // tensors' own memory on a host-addressable backend, host copies uploaded afterwards on others.
         var tensors = [Tensor?](repeating: nil, count: requests.count)
-        let pipeline = ChecksumPipeline(slots: 0)
-        defer { withExtendedLifetime(tensors) { _ = pipeline.wait() } }   // the CRC thread reads their memory
-        var readError: (index: Int, error: Error)?
         for index in mine {
-            let elements = handles[index].count
-            let tensor: Tensor
-            if let target = destinations?[index], target.count == elements { tensor = target } else {
-                tensor = Tensor(uninitialized: requests[index].shape)
+            if let target = destinations?[index], target.count == handles[index].count { tensors[index] = target } else {
+                tensors[index] = Tensor(uninitialized: requests[index].shape)
             }
-            do {
-                try readWhole(handles[index], into: tensor.pointer)
-            } catch {
-                readError = (index, wrapped(error))
-                break
+        }
+        var readError: (index: Int, error: Error)?
+        let checksums = Tensor.withMutableHostBuffers(mine.map { tensors[$0]! }) { buffers -> [Int: UInt32] in
+            let pipeline = ChecksumPipeline(slots: 0)
+            for (position, index) in mine.enumerated() {
+                let buffer = buffers[position]
+                do {
+                    try readWhole(handles[index], into: buffer.baseAddress!)
+                } catch {
+                    readError = (index, wrapped(error))
+                    break
+                }
+                if verifier[index] == rank { pipeline.submit(index, UnsafeRawBufferPointer(buffer)) }
             }
-            tensors[index] = tensor
-            if verifier[index] == rank {
-                pipeline.submit(index, UnsafeRawBufferPointer(start: tensor.pointer, count: elements * MemoryLayout<Float>.size))
-            }
+            return pipeline.wait()   // the CRC thread reads the buffers: done before they go away
         }
         // The verdict, identical on every rank: the computed checksums (CRC + 1; 0 = not computed) summed over the
         // ranks, then the first read error (by dataset index, then rank), then the structural problem.
         var computed = [Int64](repeating: 0, count: count)
-        for (index, crc) in pipeline.wait() { computed[index] = Int64(crc) + 1 }
+        for (index, crc) in checksums { computed[index] = Int64(crc) + 1 }
         try collective.allReduceSum(&computed)
         let firstError = try agreeOnReadError(readError)
         for index in 0..<(firstError?.index ?? count) where computed[index] != 0 {

@@ -288,41 +288,42 @@ public final class CheckpointWriter {
     }
 
     /// Runs `body` with this rank's piece of every entry as host memory (empty for entries it does not write):
-    /// CPU tensors and arrays in place, other backends' tensors downloaded first.
+    /// arrays in place, tensors through `Tensor.withHostBuffers` (their own memory on a host-addressable backend,
+    /// downloaded copies on others).
     private func withHostBuffers<R>(_ ranges: [Range<Int>], _ body: ([UnsafeRawBufferPointer]) throws -> R) throws -> R {
         var arrays: [[Float]] = []
-        var slots: [(array: Int, pointer: UnsafeRawPointer?, bytes: Int)] = []
+        var tensors: [Tensor] = []
+        var slots: [(array: Int, tensor: Int, bytes: Int)] = []
         for (entry, range) in zip(entries, ranges) {
             let bytes = range.count * MemoryLayout<Float>.size
-            if range.isEmpty { slots.append((-1, nil, 0)); continue }
+            if range.isEmpty { slots.append((-1, -1, 0)); continue }
             switch entry.source {
             case .replicated(let tensor):
-                if tensor.backend is CPUBackend {
-                    slots.append((-1, UnsafeRawPointer(tensor.pointer), bytes))
-                } else {
-                    arrays.append(tensor.toArray())
-                    slots.append((arrays.count - 1, nil, bytes))
-                }
+                tensors.append(tensor)
+                slots.append((-1, tensors.count - 1, bytes))
             case .values(let values), .shard(_, let values):
                 arrays.append(values)
-                slots.append((arrays.count - 1, nil, bytes))
+                slots.append((arrays.count - 1, -1, bytes))
             }
         }
         // Pin every array's storage for the duration of `body` (nested withUnsafeBytes).
         var pinned = [UnsafeRawPointer?](repeating: nil, count: arrays.count)
-        func pin(_ index: Int) throws -> R {
-            if index == arrays.count {
-                return try body(slots.map { slot in
-                    let base = slot.array >= 0 ? pinned[slot.array] : slot.pointer
-                    return UnsafeRawBufferPointer(start: slot.bytes > 0 ? base : nil, count: slot.bytes)
-                })
+        return try Tensor.withHostBuffers(tensors) { tensorBuffers in
+            func pin(_ index: Int) throws -> R {
+                if index == arrays.count {
+                    return try body(slots.map { slot in
+                        let base = slot.array >= 0 ? pinned[slot.array]
+                            : slot.tensor >= 0 ? UnsafeRawPointer(tensorBuffers[slot.tensor].baseAddress) : nil
+                        return UnsafeRawBufferPointer(start: slot.bytes > 0 ? base : nil, count: slot.bytes)
+                    })
+                }
+                return try arrays[index].withUnsafeBytes { bytes in
+                    pinned[index] = bytes.baseAddress
+                    return try pin(index + 1)
+                }
             }
-            return try arrays[index].withUnsafeBytes { bytes in
-                pinned[index] = bytes.baseAddress
-                return try pin(index + 1)
-            }
+            return try pin(0)
         }
-        return try pin(0)
     }
 
     private func wrap(_ error: Error) -> Error {

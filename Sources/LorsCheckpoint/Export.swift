@@ -72,7 +72,7 @@ public enum CheckpointExport {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { output.append(contentsOf: $0) }
         output.append(json)
         for (_, tensor) in tensors {
-            tensor.toArray().withUnsafeBytes { output.append(contentsOf: $0) }
+            tensor.withHostBuffer { output.append(contentsOf: UnsafeRawBufferPointer($0)) }
         }
         do {
             try output.write(to: URL(fileURLWithPath: path), options: .atomic)

@@ -80,10 +80,10 @@ public final class BatchAssembler {
                 }
             }
             softTargets = Tensor(targets, shape: [b, dataset.classes])
-            output.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
+            output.withUnsafeBufferPointer { images.copyFromHost($0) }
         } else {
             // Without mixing `needed` is `positions` in order: the staging buffer is the batch.
-            staging.withUnsafeBufferPointer { images.backend.upload($0.baseAddress!, to: images.pointer, count: b * imageSize) }
+            staging.withUnsafeBufferPointer { images.copyFromHost(UnsafeBufferPointer(rebasing: $0[0..<(b * imageSize)])) }
         }
         return Batch(images: images, labels: labels, softTargets: softTargets, mixing: decision)
     }

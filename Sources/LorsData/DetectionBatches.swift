@@ -141,7 +141,7 @@ public final class DetectionBatchAssembler: @unchecked Sendable {
     static func batch(indices: [Int], prepared: [(sample: DetectionSample, warning: String?)], buffer: UnsafeMutablePointer<Float>,
                       height: Int, width: Int) -> DetectionBatch {
         let images = Tensor(uninitialized: [indices.count, 3, height, width])
-        if !indices.isEmpty { images.backend.upload(buffer, to: images.pointer, count: indices.count * 3 * height * width) }
+        images.copyFromHost(UnsafeBufferPointer(start: buffer, count: indices.count * 3 * height * width))
         return DetectionBatch(images: images, imageIndices: indices,
                               validSizes: prepared.map { ($0.sample.image.height, $0.sample.image.width) },
                               scaleFactors: prepared.map { $0.sample.scaleFactor }, flipped: prepared.map { $0.sample.flipped },

@@ -73,6 +73,9 @@ public final class GradientReducer {
     private var started: [Bool] = []
     private var nextInOrder = 0
     private var requests: [CommunicationRequest?] = []
+    /// Host view of each bucket's range of `flatGradients` for the collective: the memory itself on a
+    /// host-addressable backend, otherwise a host copy pulled before the all-reduce and pushed back after it.
+    private var staging: [HostStaging] = []
     private var hookError: Error?
 
     /// - Parameters:
@@ -127,6 +130,7 @@ public final class GradientReducer {
             p.grad = view
         }
         requests = Array(repeating: nil, count: buckets.count)
+        staging = buckets.map { flatGradients.hostStaging(elements: $0.range) }
     }
 
     /// Total number of gradient elements (each shared tensor once).
@@ -197,14 +201,17 @@ public final class GradientReducer {
     private func start(_ b: Int) throws {
         started[b] = true
         let range = buckets[b].range
-        let buffer = UnsafeMutableBufferPointer(start: flatGradients.pointer + range.lowerBound, count: range.count)
-        requests[b] = try communicator.startAllReduceSum(buffer)
+        staging[b].pull()
+        requests[b] = try communicator.startAllReduceSum(staging[b].buffer)
     }
 
     /// Tests outstanding requests (MPI makes progress on non-blocking collectives inside MPI calls).
     private func driveProgress() throws {
         for b in requests.indices {
-            if let r = requests[b], try r.test() { requests[b] = nil }
+            if let r = requests[b], try r.test() {
+                requests[b] = nil
+                staging[b].push()
+            }
         }
     }
 
@@ -220,8 +227,10 @@ public final class GradientReducer {
         for b in buckets.indices where !started[b] { try start(b) }
         nextInOrder = buckets.count
         for b in requests.indices {
-            try requests[b]?.wait()
+            guard let request = requests[b] else { continue }
+            try request.wait()
             requests[b] = nil
+            staging[b].push()
         }
     }
 

@@ -5,8 +5,9 @@ public enum ReplicaSynchronization {
     /// FNV-1a (64-bit) over the 32-bit words of a tensor's values (bit patterns, so -0 ≠ +0 and NaNs compare by bits).
     public static func checksum(_ tensor: Tensor) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        let values = tensor.toArray()
-        for v in values { hash = (hash ^ UInt64(v.bitPattern)) &* 0x0000_0100_0000_01B3 }
+        tensor.withHostBuffer { values in
+            for v in values { hash = (hash ^ UInt64(v.bitPattern)) &* 0x0000_0100_0000_01B3 }
+        }
         return hash
     }
 
@@ -27,7 +28,7 @@ public enum ReplicaSynchronization {
         let unique = deduplicated(tensors)
         try checkSameLayout(unique, communicator: communicator)
         for (_, t) in unique where t.count > 0 {
-            try communicator.broadcast(UnsafeMutableBufferPointer(start: t.pointer, count: t.count), root: root)
+            try t.withMutableHostBuffer { try communicator.broadcast($0, root: root) }
         }
         try verifyIdentical(unique, communicator: communicator)
     }

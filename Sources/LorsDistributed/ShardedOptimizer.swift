@@ -61,7 +61,7 @@ public final class ShardedOptimizer {
             if root == communicator.rank {
                 for i in range { copy(parameters[i], to: elementOffsets[i]) }
             }
-            try communicator.broadcast(UnsafeMutableBufferPointer(start: staging.pointer + start, count: end - start), root: root)
+            try staging.withMutableHostBuffer(elements: start..<end) { try communicator.broadcast($0, root: root) }
             if root != communicator.rank {
                 for i in range {
                     let p = parameters[i]

@@ -74,9 +74,8 @@ public final class AdamW: Optimizer {
                     states[id] = state
                 }
                 state.step += 1
-                p.backend.adamwStep(parameter: p.pointer, gradient: g.pointer, expAvg: state.expAvg.pointer,
-                                    expAvgSq: state.expAvgSq.pointer, count: p.count, learningRate: lr,
-                                    beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: wd, step: state.step)
+                p.adamwStep(gradient: g, expAvg: state.expAvg, expAvgSq: state.expAvgSq, learningRate: lr,
+                            beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: wd, step: state.step)
             }
         }
     }

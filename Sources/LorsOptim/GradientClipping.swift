@@ -19,12 +19,12 @@ public func clipGradientNorm(parameters: [Tensor], maxNorm: Double) -> Double {
         if let g = p.grad { gradients.append(g) }
     }
     var sum = 0.0
-    for g in gradients where g.count > 0 { sum += g.backend.sumOfSquares(x: g.pointer, count: g.count) }
+    for g in gradients { sum += g.sumOfSquares() }
     let norm = sum.squareRoot()
     let scale = maxNorm / (norm + 1e-6)
     if !(scale >= 1) {
         let s = Float(scale)
-        for g in gradients where g.count > 0 { g.backend.scalar(.mul, x: g.pointer, s: s, out: g.pointer, count: g.count) }
+        for g in gradients { g.scaleInPlace(s) }
     }
     return norm
 }

@@ -59,7 +59,7 @@ public final class SGD: Optimizer {
                         initialize = true
                     }
                 }
-                p.backend.sgdStep(parameter: p.pointer, gradient: g.pointer, momentumBuffer: buffer?.pointer, count: p.count,
+                p.sgdStep(gradient: g, momentumBuffer: buffer,
                                   learningRate: lr, momentum: momentum, weightDecay: wd, nesterov: nesterov,
                                   initializeBuffer: initialize)
             }

@@ -3,9 +3,21 @@
 /// Models and the training loop only call `Tensor` ops; ops only call these kernels on raw
 /// device pointers. A CUDA backend plugs in by conforming to the same protocols and being
 /// installed with `Backends.setCurrent(_:)`; nothing above this layer changes.
+///
+/// Device pointers never leave LorsTensor (`Tensor.pointer` is internal). Code above the seam that
+/// needs values on the host uses the host calls of `Tensor` (HostAccess.swift): `toArray()`,
+/// `copyToHost` / `copyFromHost` (whole tensor or a range), `withHostBuffer` / `withMutableHostBuffer`
+/// (scoped host views for MPI buffers and file I/O), `hostStaging(elements:)` (for non-blocking
+/// collectives) and `Tensor.allFinite`. On a host-addressable backend (`isHostAddressable`, the CPU)
+/// the views are the tensor's own memory (no copy); on others they are host copies staged with
+/// `download` / `upload`. `CheckingBackend` makes every other access crash. Index arrays
+/// (`UnsafePointer<Int32>` arguments) are host memory on every backend.
 public protocol BackendCore: AnyObject {
     /// Short name for logs ("cpu", "cuda").
     var name: String { get }
+    /// Whether device pointers of this backend are ordinary host memory that the host may read and write
+    /// directly (CPU). The host-access calls of `Tensor` then hand out the memory itself instead of a copy.
+    var isHostAddressable: Bool { get }
     /// Returns uninitialised device memory for `count` floats (may come from a cache).
     func allocate(_ count: Int) -> UnsafeMutablePointer<Float>
     /// Returns memory obtained from `allocate` (the backend may cache it for reuse).
@@ -14,9 +26,9 @@ public protocol BackendCore: AnyObject {
     func fill(_ pointer: UnsafeMutablePointer<Float>, count: Int, value: Float)
     /// Copies `count` floats device → device.
     func copy(from source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int)
-    /// Copies host → device.
+    /// Copies host → device (`host` is ordinary host memory).
     func upload(_ host: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int)
-    /// Copies device → host.
+    /// Copies device → host (`host` is ordinary host memory).
     func download(_ source: UnsafePointer<Float>, to host: UnsafeMutablePointer<Float>, count: Int)
     /// Bytes currently held by the allocation cache and in use, for memory reports.
     var memoryStatistics: MemoryStatistics { get }

@@ -11,6 +11,8 @@ public final class CPUBackend: BackendCore, @unchecked Sendable {
     public static let shared = CPUBackend()
 
     public let name = "cpu"
+    /// CPU memory is host memory: host views of tensors are zero-copy.
+    public var isHostAddressable: Bool { true }
     private let lock = NSLock()
     private var cache: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private var stats = MemoryStatistics(inUseBytes: 0, cachedBytes: 0, peakInUseBytes: 0, freshAllocations: 0)

@@ -85,3 +85,28 @@ extension CPUBackend: OptimizerKernels {
         }
     }
 }
+
+/// Optimizer updates on tensors (this tensor is the parameter), for the optimizers above the seam.
+public extension Tensor {
+    /// One AdamW step in place (`OptimizerKernels.adamwStep`); `gradient`, `expAvg`, `expAvgSq` have this count.
+    func adamwStep(gradient: Tensor, expAvg: Tensor, expAvgSq: Tensor, learningRate: Double, beta1: Double, beta2: Double,
+                   epsilon: Double, weightDecay: Double, step: Int) {
+        precondition(gradient.count == count && expAvg.count == count && expAvgSq.count == count,
+                     "adamwStep: parameter '\(name)' \(shape), gradient \(gradient.shape), state \(expAvg.shape) \(expAvgSq.shape)")
+        guard count > 0 else { return }
+        backend.adamwStep(parameter: pointer, gradient: gradient.pointer, expAvg: expAvg.pointer, expAvgSq: expAvgSq.pointer,
+                          count: count, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                          weightDecay: weightDecay, step: step)
+    }
+
+    /// One SGD step in place (`OptimizerKernels.sgdStep`); `momentumBuffer` is nil exactly when `momentum == 0`.
+    func sgdStep(gradient: Tensor, momentumBuffer: Tensor?, learningRate: Double, momentum: Double, weightDecay: Double,
+                 nesterov: Bool, initializeBuffer: Bool) {
+        precondition(gradient.count == count && (momentumBuffer?.count ?? count) == count,
+                     "sgdStep: parameter '\(name)' \(shape), gradient \(gradient.shape), momentum buffer \(momentumBuffer?.shape ?? [])")
+        guard count > 0 else { return }
+        backend.sgdStep(parameter: pointer, gradient: gradient.pointer, momentumBuffer: momentumBuffer?.pointer, count: count,
+                        learningRate: learningRate, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov,
+                        initializeBuffer: initializeBuffer)
+    }
+}

@@ -12,6 +12,8 @@ public protocol ReductionKernels {
                            outer: Int, n: Int, inner: Int, gradIn: UnsafeMutablePointer<Float>)
     /// Sum of squares of `count` floats, accumulated in Double (gradient norms).
     func sumOfSquares(x: UnsafePointer<Float>, count: Int) -> Double
+    /// Whether all `count` floats are finite (no NaN, no ±Inf); one pass over the memory.
+    func allFinite(x: UnsafePointer<Float>, count: Int) -> Bool
 }
 
 extension CPUBackend: ReductionKernels {
@@ -99,6 +101,20 @@ extension CPUBackend: ReductionKernels {
             for j in lo..<hi { let v = Double(x[j]); acc += v * v }
             return acc
         }
+    }
+
+    /// One vectorised pass on the calling thread (the same loop the training step's finiteness check always ran):
+    /// x·0 is 0 for finite x and NaN for NaN/±Inf, so the sum of x·0 is finite exactly when every x is.
+    public func allFinite(x: UnsafePointer<Float>, count n: Int) -> Bool {
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) * 0
+            i += 8
+        }
+        var tail: Float = 0
+        while i < n { tail += x[i] * 0; i += 1 }
+        return (acc.sum() + tail).isFinite
     }
 }
 

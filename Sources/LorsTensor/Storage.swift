@@ -5,8 +5,9 @@
 public final class Storage: @unchecked Sendable {
     /// Number of floats.
     public let count: Int
-    /// Device pointer to the first float.
-    public let pointer: UnsafeMutablePointer<Float>
+    /// Device pointer to the first float. Internal: code above the backend seam reaches the memory only
+    /// through the backend (`Tensor.toArray()`, `copyToHost`, `withHostBuffer`, ...; see docs/backend.md).
+    let pointer: UnsafeMutablePointer<Float>
     /// The backend that owns the memory.
     public let backend: any Backend
 

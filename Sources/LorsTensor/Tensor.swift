@@ -3,6 +3,10 @@
 /// Views are free where the layout allows (reshape, ranges of the leading axis); every other
 /// layout change copies. A tensor created by an op while gradients are recorded keeps its
 /// place on the tape; `backward()` fills `.grad` of the leaves that require gradients.
+///
+/// The memory belongs to the backend and need not be host memory: outside LorsTensor, values are read and written
+/// only through ops and the host calls (`toArray`, `copyToHost` / `copyFromHost`, `withHostBuffer` /
+/// `withMutableHostBuffer`, `hostStaging`, `Tensor.allFinite`; HostAccess.swift, docs/backend.md).
 public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     /// Dimensions, outermost first.
     public let shape: [Int]
@@ -73,8 +77,9 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         Tensor(repeating: 1, shape: shape, requiresGrad: requiresGrad)
     }
 
-    /// Device pointer to element 0.
-    @inline(__always) public var pointer: UnsafeMutablePointer<Float> { storage.pointer + offset }
+    /// Device pointer to element 0, for the ops in this module to pass to the backend's kernels. Internal: it may
+    /// not be host memory (`CheckingBackend`, a GPU), so code above the seam uses the host calls (HostAccess.swift).
+    @inline(__always) var pointer: UnsafeMutablePointer<Float> { storage.pointer + offset }
     /// The backend holding this tensor.
     @inline(__always) public var backend: any Backend { storage.backend }
     /// Number of dimensions.

@@ -140,16 +140,16 @@ public final class NonFiniteLocatorHook: TrainingHook {
         let parameters = inputs.compactMap(Self.label)
         defer { if let last = parameters.last { lastParameter = last } }
         guard forwardFinding == nil else { return }
-        if let bad = inputs.first(where: { !$0.name.isEmpty && !Trainer.allFinite([$0]) }) {
+        if let bad = inputs.first(where: { !$0.name.isEmpty && !Tensor.allFinite([$0]) }) {
             forwardFinding = "forward: parameter \(bad.name) is non-finite (\(Self.describe(bad))), read by op '\(op)' "
                 + "(op #\(opIndex) of the step)"
             return
         }
-        guard !Trainer.allFinite([output]) else { return }
+        guard !Tensor.allFinite([output]) else { return }
         var text = "forward: first non-finite output at op '\(op)' (op #\(opIndex) of the step): \(Self.describe(output))"
         if !parameters.isEmpty { text += ", parameters \(parameters.joined(separator: ", "))" }
         else if let lastParameter { text += ", after parameter \(lastParameter)" }
-        let inputState = inputs.map { Trainer.allFinite([$0]) ? "finite" : "non-finite" }
+        let inputState = inputs.map { Tensor.allFinite([$0]) ? "finite" : "non-finite" }
         text += "; inputs \(inputs.map { "\($0.shape)" }.joined(separator: ", ")) were \(inputState.joined(separator: ", "))"
         forwardFinding = text
     }
@@ -157,7 +157,7 @@ public final class NonFiniteLocatorHook: TrainingHook {
     func observeBackward(_ op: String, _ inputs: [Tensor], _ grads: [Tensor?]) {
         backwardIndex += 1
         for (k, g) in grads.enumerated() {
-            guard let g, !Trainer.allFinite([g]) else { continue }
+            guard let g, !Tensor.allFinite([g]) else { continue }
             let input = k < inputs.count ? inputs[k] : nil
             if backwardFinding == nil {
                 var text = "backward: first non-finite gradient from op '\(op)' (backward op #\(backwardIndex)), input \(k)"

@@ -217,7 +217,7 @@ public final class Trainer {
         try parallel.synchronizeGradients(parameters)
         // The loss and a "this rank's gradients hold NaN/Inf" count in one reduction, so all ranks
         // agree on skipping even when each holds only a shard of the gradients.
-        let sums = try communicator.allReduceSum([localLoss, Trainer.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
+        let sums = try communicator.allReduceSum([localLoss, Tensor.allFinite(parameters.compactMap(\.grad)) ? 0 : 1])
         let globalLoss = sums[0]
         if !globalLoss.isFinite || sums[1] > 0 {
             return try skipNonFiniteStep(stepNumber, epoch: epoch, loss: globalLoss, learningRate: learningRate,
@@ -261,22 +261,6 @@ public final class Trainer {
                           samples: samples, seconds: Date().timeIntervalSince(started), skipped: true)
     }
 
-    /// Whether every element of every tensor is finite (one vectorised pass; x·0 is NaN exactly for NaN/Inf).
-    public static func allFinite(_ tensors: [Tensor]) -> Bool {
-        for t in tensors {
-            let p = t.pointer, n = t.count
-            var acc = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= n {
-                acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) * 0
-                i += 8
-            }
-            var tail: Float = 0
-            while i < n { tail += p[i] * 0; i += 1 }
-            if !(acc.sum() + tail).isFinite { return false }
-        }
-        return true
-    }
 
     // MARK: - evaluation
 

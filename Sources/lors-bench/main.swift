@@ -48,10 +48,16 @@ struct SgemmBench: ParsableCommand {
             _ = a.matmul(b)
             for _ in 0..<repeats {
                 openblas_set_num_threads(Int32(Threading.threads))
-                raw.append(seconds {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n),
-                                b.pointer, Int32(n), 0, c.pointer, Int32(n))
-                })
+                a.withHostBuffer { a in
+                    b.withHostBuffer { b in
+                        c.withMutableHostBuffer { c in
+                            raw.append(seconds {
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1,
+                                            a.baseAddress, Int32(n), b.baseAddress, Int32(n), 0, c.baseAddress, Int32(n))
+                            })
+                        }
+                    }
+                }
                 openblas_set_num_threads(1)
                 engine.append(seconds { _ = withoutGradients { a.matmul(b) } })
             }

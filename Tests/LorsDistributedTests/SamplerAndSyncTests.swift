@@ -22,7 +22,7 @@ final class ReplicaSynchronizationTests: XCTestCase {
         XCTAssertThrowsError(try SimulatedWorld(size: 3).run { comm in
             let model = SharedStackModel()
             model.initializeParameters(seed: 1)
-            if comm.rank == 2 { model.b[1].storage.pointer[model.b[1].offset + 3] += 1e-6 }
+            if comm.rank == 2 { model.b[1].withMutableHostBuffer { $0[3] += 1e-6 } }
             try ReplicaSynchronization.verifyIdentical(model.namedParameters(), communicator: comm)
         }) { error in
             guard case DistributedError.replicaMismatch(let name, let rank, _) = error else { return XCTFail("\(error)") }

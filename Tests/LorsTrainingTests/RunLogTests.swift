@@ -91,7 +91,7 @@ final class RunLogTests: XCTestCase {
                                                           overrides: ["train.max_steps=4", "train.max_nonfinite_steps=2"])
         let run = try TrainingRun(config: config, workDirectory: directory + "/nan", stopOnSignals: false)
         let weight = try XCTUnwrap(run.trainer.model.namedParameters().first { $0.0 == "blocks.0.mlp.fc1.weight" }?.1)
-        weight.pointer[0] = .nan  // every step is non-finite: step 1 is skipped with a warning, step 2 ends the run
+        weight.withMutableHostBuffer { $0[0] = .nan }  // every step is non-finite: step 1 is skipped with a warning, step 2 ends the run
         XCTAssertThrowsError(try run.run())
         let written = try lines(directory + "/nan/log.txt")
         let warnings = written.filter { $0.contains(" WARNING ") }

@@ -55,7 +55,8 @@ public final class FrozenBatchNorm: Module {
     /// x `[B, C, H, W]` → same shape.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let c = weight.count
-        let invStd = Tensor(runningVar.toArray().map { 1 / ($0 + eps).squareRoot() }, shape: [c])
+        // 1 / √(var + ε) as tensor ops (bitwise the host loop's float math), so no forward reads the buffers on the host.
+        let invStd = runningVar.detached().adding(eps).sqrt().reverseDiv(1)
         let scale = weight * invStd
         let shift = bias - runningMean * scale
         return x * scale.reshaped([1, c, 1, 1]) + shift.reshaped([1, c, 1, 1])
