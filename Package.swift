@@ -84,7 +84,7 @@ let package = Package(
         .target(name: "LorsDetection"),
         // Training loop with hooks: schedule, logging (console, JSONL, TensorBoard), eval, checkpoints.
         .target(name: "LorsTraining", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig",
-                                                     "LorsData", "LorsDistributed", "LorsCheckpoint", "LorsNative",
+                                                     "LorsData", "LorsDetection", "LorsDistributed", "LorsCheckpoint", "LorsNative",
                                                      .product(name: "Logging", package: "swift-log")]),
         // Shared command-line plumbing used by the executables.
         .target(name: "LorsCLI", dependencies: ["LorsTensor", "LorsNN", "LorsModels", "LorsOptim", "LorsConfig", "LorsTraining",
