@@ -61,9 +61,9 @@ final class ValidationTests: ConfigTestCase {
 
     func testBadEnumNamesAllowedValues() throws {
         let error = assertConfigError(try load("data:\n  dataset: imagenet\n"),
-                                      contains: ["data.dataset", "imagenet", "fashion_mnist, cifar100, coco, synthetic"])
+                                      contains: ["data.dataset", "imagenet", "fashion_mnist, cifar100, coco, fmnist_det, synthetic"])
         XCTAssertEqual(error?.kind, .notInEnum(path: "data.dataset", value: "imagenet",
-                                               allowed: ["fashion_mnist", "cifar100", "coco", "synthetic"]))
+                                               allowed: ["fashion_mnist", "cifar100", "coco", "fmnist_det", "synthetic"]))
         assertConfigError(try load("model:\n  lors:\n    targets: [qkv, out]\n"),
                           contains: ["model.lors.targets[1]", "out", "qkv, proj, fc1, fc2"])
         assertConfigError(try load("model:\n  lors:\n    targets: [qkv, qkv]\n"),
