@@ -192,8 +192,9 @@ extension DataBench {
         try Self.warmUp(batches.joined().map { setup.train.path($0) })
         let rates = try Self.pipelineRates(setup.train, batches: batches)
         let pipeline = settings.data.pipeline.rawValue
-        let note = "decode + the \(pipeline) training pipeline (flip, resize, crop, normalize, pad to 32) of the config's "
-            + "training data, DetectionLoader"
+        let steps = settings.data.pipeline == .standard ? "flip, resize to 1333x800" : "flip, multi-scale resize or resize-crop-resize"
+        let note = "decode + the \(pipeline) training pipeline (\(steps), normalize, pad to 32) of the config's training data "
+            + "(DetectionLoader)"
         if json {
             let report: JSONObject = [
                 "config": .string(path), "dataset": .string(settings.data.dataset.rawValue), "data_pipeline": .string(pipeline),
