@@ -94,7 +94,7 @@ let package = Package(
         // One MPI rank of a data-parallel run (mpirun -np N lors-worker --config ...).
         .executableTarget(name: "lors-worker", dependencies: ["LorsCLI"]),
         .executableTarget(name: "lors-bench", dependencies: ["LorsCLI", "CBLAS", "LorsCheckpoint", "LorsDistributed", "LorsNative", "LorsModels", "LorsOptim",
-                                                           "LorsDetection", "LorsImage",
+                                                           "LorsDetection", "LorsImage", "LorsConfig", "LorsData", "LorsTraining",
                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Test helpers shared by the test targets (assertClose, gradient checks).
@@ -112,6 +112,7 @@ let package = Package(
         .testTarget(name: "LorsDataTests", dependencies: ["LorsData", "LorsImage", "LorsNative", "LorsDetection", "LorsTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
+                                                            "LorsData", "LorsDetection",
                                                             "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")]),
     ]
 )

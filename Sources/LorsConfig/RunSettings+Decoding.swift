@@ -63,7 +63,11 @@ extension RunSettings.Data {
     init(_ r: SettingsReader) {
         self.init(dataset: r.choice(Key.dataset), root: r.string(Key.root), mean: r.doubleList(Key.mean),
                   std: r.doubleList(Key.std), maxTrainSamples: r.int(Key.maxTrainSamples),
-                  maxTestSamples: r.int(Key.maxTestSamples), augmentation: .init(r))
+                  maxTestSamples: r.int(Key.maxTestSamples), augmentation: .init(r), numWorkers: r.int(Key.numWorkers),
+                  pipeline: r.choice(Key.pipeline), trainImages: r.string(Key.trainImages),
+                  trainAnnotations: r.string(Key.trainAnnotations), valImages: r.string(Key.valImages),
+                  valAnnotations: r.string(Key.valAnnotations), filterEmptyGT: r.bool(Key.filterEmptyGT),
+                  skipBadImages: r.bool(Key.skipBadImages))
     }
 }
 

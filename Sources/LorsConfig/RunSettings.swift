@@ -200,6 +200,14 @@ extension RunSettings {
             public static let std = "data.std"
             public static let maxTrainSamples = "data.max_train_samples"
             public static let maxTestSamples = "data.max_test_samples"
+            public static let numWorkers = "data.num_workers"
+            public static let pipeline = "data.pipeline"
+            public static let trainImages = "data.train_images"
+            public static let trainAnnotations = "data.train_annotations"
+            public static let valImages = "data.val_images"
+            public static let valAnnotations = "data.val_annotations"
+            public static let filterEmptyGT = "data.filter_empty_gt"
+            public static let skipBadImages = "data.skip_bad_images"
         }
 
         /// `data.dataset`.
@@ -207,7 +215,18 @@ extension RunSettings {
             case fashionMNIST = "fashion_mnist"
             case cifar100
             case coco
+            /// The COCO-format set `lors make-detection` writes.
+            case fmnistDet = "fmnist_det"
             case synthetic
+
+            /// A COCO-format detection set (read through `data.train_*` / `data.val_*`).
+            public var isDetection: Bool { self == .coco || self == .fmnistDet }
+        }
+
+        /// `data.pipeline`: the detection training pipeline.
+        public enum Pipeline: String, Sendable, CaseIterable {
+            case standard
+            case multiscaleCrop = "multiscale_crop"
         }
 
         public var dataset: Dataset
@@ -223,6 +242,24 @@ extension RunSettings {
         public var maxTestSamples: Int
         /// `data.augmentation.*`.
         public var augmentation: Augmentation
+        /// Detection: decode/transform threads per rank; 0 = on the training thread.
+        public var numWorkers: Int
+        /// Detection: the training pipeline (validation uses the test pipeline).
+        public var pipeline: Pipeline
+        /// Detection: image directories and instances files, relative to `root` unless absolute (`Data.path(_:)`).
+        public var trainImages: String
+        public var trainAnnotations: String
+        public var valImages: String
+        public var valAnnotations: String
+        /// Detection: drop training images that no annotation refers to.
+        public var filterEmptyGT: Bool
+        /// Detection: replace unusable images by blank ones without boxes instead of stopping.
+        public var skipBadImages: Bool
+
+        /// `path` resolved against `root`: as given when absolute, else `root/path`.
+        public func path(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (root.hasSuffix("/") || root.isEmpty ? root + path : root + "/" + path)
+        }
 
         /// `data.augmentation.*`.
         public struct Augmentation: Sendable, Equatable {
@@ -425,6 +462,6 @@ extension RunSettings {
     public static let keysAllowedToChangeOnResume: Set<String> = [
         Train.Key.maxSteps, Checkpoint.Key.intervalSteps, Checkpoint.Key.keepLast, Eval.Key.intervalEpochs,
         Train.Key.logInterval, Train.Key.threads, Log.Key.console, Log.Key.level, Log.Key.tensorboard,
-        Eval.Key.testBatchSize, Data.Key.root,
+        Eval.Key.testBatchSize, Data.Key.root, Data.Key.numWorkers,
     ]
 }

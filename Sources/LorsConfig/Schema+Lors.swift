@@ -6,8 +6,7 @@
 
 extension ConfigSchema {
     /// The schema of every lors config (`configs/*.yaml`, `--set`, and the config stored in checkpoints).
-    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules,
-                                          retiredKeys: ["data.num_workers"])
+    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules)
 
     /// Top-level nodes of `lors`, in render order.
     static var lorsSections: [SchemaNode] {
@@ -94,9 +93,26 @@ extension ConfigSchema {
 
     static var dataSection: SchemaNode {
         .section("data", [
-            .choice("dataset", "fashion_mnist", ["fashion_mnist", "cifar100", "coco", "synthetic"],
-                    doc: "Which dataset to read."),
+            .choice("dataset", "fashion_mnist", ["fashion_mnist", "cifar100", "coco", "fmnist_det", "synthetic"],
+                    doc: "Which dataset to read (coco, fmnist_det: COCO-format detection sets; fmnist_det is the set "
+                        + "`lors make-detection` writes)."),
             .string("root", "/usr/share/datasets/fashion-mnist", doc: "Dataset directory."),
+            .int("num_workers", 0, .nonNegative,
+                 doc: "Detection: decode/transform threads per rank; 0 = on the training thread."),
+            .choice("pipeline", "standard", ["standard", "multiscale_crop"],
+                    doc: "Detection training pipeline: standard = flip + resize to (1333, 800); multiscale_crop = "
+                        + "flip + multi-scale resize or resize-crop-resize (the 3x recipe). Validation always uses the test pipeline."),
+            .string("train_images", "train2017", doc: "Detection: training image directory (relative to root unless absolute)."),
+            .string("train_annotations", "annotations/instances_train2017.json",
+                    doc: "Detection: training instances JSON (relative to root unless absolute)."),
+            .string("val_images", "val2017", doc: "Detection: validation image directory (relative to root unless absolute)."),
+            .string("val_annotations", "annotations/instances_val2017.json",
+                    doc: "Detection: validation instances JSON (relative to root unless absolute)."),
+            .bool("filter_empty_gt", true,
+                  doc: "Detection: drop training images that no annotation refers to (validation keeps every image)."),
+            .bool("skip_bad_images", false,
+                  doc: "Detection: replace a missing or corrupt image by a blank one without boxes (with a warning) "
+                      + "instead of stopping."),
             .doubleList("mean", [], .any, doc: "Per-channel mean of pixel/255 (one value or one per channel); "
                             + "empty = the dataset's statistics."),
             .doubleList("std", [], .greaterThan(0), doc: "Per-channel std of pixel/255; empty = the dataset's statistics."),

@@ -48,7 +48,7 @@ public enum TrainingSetup {
                                size: vit.imageSize, classes: vit.numClasses, seed: s.seed)
             test = .synthetic(name: "synthetic/test", count: testLimit > 0 ? testLimit : 256, channels: vit.inChannels,
                               size: vit.imageSize, classes: vit.numClasses, seed: s.seed)
-        case .coco:
+        case .coco, .fmnistDet:
             throw TrainingError.unsupported(key: RunSettings.Data.Key.dataset, value: data.dataset.rawValue,
                                             supported: trainableDatasets.map(\.rawValue))
         }
@@ -93,7 +93,7 @@ public enum TrainingSetup {
         switch data.dataset {
         case .fashionMNIST: return .fashionMNIST
         case .cifar100: return .cifar100
-        case .synthetic, .coco: return .centered(channels: channels)
+        case .synthetic, .coco, .fmnistDet: return .centered(channels: channels)
         }
     }
 

@@ -2,10 +2,12 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LorsCLI
+import LorsConfig
 import LorsData
 import LorsDetection
 import LorsImage
 import LorsNative
+import LorsTraining
 
 /// `lors-bench data`: the COCO dataset index a run builds before training, and image decoding.
 ///
@@ -19,29 +21,48 @@ import LorsNative
 ///   decode + the standard training pipeline (random flip, keep-ratio resize to 1333×800 with OpenCV's bilinear
 ///   arithmetic, normalisation, zero padding to a multiple of 32), in batches of 2. The files are read once untimed
 ///   first, so every figure sees a warm page cache.
+/// - `--config CONFIG [--set k=v ...]`: the training data of a detection config as a run builds it
+///   (`DetectionDataSetup`: its index, `data.pipeline`, normalisation, `data.skip_bad_images`), through the same
+///   loader measurement with 1 and 2 workers: the first global batches of epoch 0 from the run's sampler, whole
+///   batches until at least `--limit` images.
 struct DataBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "COCO index load time and memory (--coco-json), or image decode and pipeline rates (--images --annotations).")
+        commandName: "data",
+        abstract: "COCO index load time and memory (--coco-json), image decode and pipeline rates (--images --annotations), "
+            + "or a detection config's training pipeline rate (--config).")
     @Option(help: "A COCO instances JSON file: time and memory of reading its index.") var cocoJson: String?
     @Option(help: "A directory of images (with --annotations): decode images/s with 1 and 2 threads.") var images: String?
     @Option(help: "The instances JSON naming the images under --images.") var annotations: String?
-    @Option(help: "Images decoded per pass (--images).") var limit: Int = 1000
+    @Option(help: "A detection config: decode + its training pipeline, images/s with 1 and 2 workers.") var config: String?
+    @Option(name: .customLong("set"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Override a key of --config: --set data.root=DIR (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+    @Option(help: "Images per pass (--images, --config).") var limit: Int = 1000
     @Flag(help: "Keep every image (validation): no empty-image or size filter (--coco-json).") var testMode = false
     @Option(help: "Drop training images whose shorter side is below this (--coco-json).") var minSize: Int = 32
     @Flag(help: "Keep training images that no annotation refers to (--coco-json).") var keepEmpty = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        if cocoJson != nil {
-            guard images == nil, annotations == nil else { throw ValidationError("--coco-json goes alone, without --images/--annotations") }
-        } else {
-            guard images != nil, annotations != nil else { throw ValidationError("give --coco-json PATH, or --images DIR with --annotations JSON") }
-            guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        let modes = [cocoJson != nil, images != nil || annotations != nil, config != nil].filter { $0 }.count
+        guard modes == 1 else {
+            throw ValidationError("give one of --coco-json PATH, --images DIR with --annotations JSON, or --config CONFIG")
         }
+        if images != nil || annotations != nil {
+            guard images != nil, annotations != nil else { throw ValidationError("--images and --annotations go together") }
+        }
+        guard overrides.isEmpty || config != nil else { throw ValidationError("--set goes with --config") }
+        guard limit > 0 else { throw ValidationError("--limit must be positive") }
     }
 
     func run() throws {
-        if let cocoJson { try indexBench(cocoJson) } else if let images, let annotations { try decodeBench(images, annotations) }
+        if let cocoJson {
+            try indexBench(cocoJson)
+        } else if let images, let annotations {
+            try decodeBench(images, annotations)
+        } else if let config {
+            try configBench(config)
+        }
     }
 
     private func indexBench(_ path: String) throws {
@@ -83,8 +104,7 @@ struct DataBench: ParsableCommand {
         let index = try COCODetectionIndex(path: annotations, options: .test)
         let paths = (0..<min(limit, index.count)).map { (directory as NSString).appendingPathComponent(index.fileName($0)) }
         guard !paths.isEmpty else { throw ValidationError("\(annotations) lists no images") }
-        for path in paths { _ = FileManager.default.contents(atPath: path) }  // warm the page cache, untimed
-        _ = try ByteImage.read(contentsOf: paths[0], channels: 3)  // one untimed decode: the codecs' first-use setup
+        try Self.warmUp(paths)
         var rates: [(threads: Int, imagesPerSecond: Double, megapixelsPerSecond: Double)] = []
         for threads in [1, 2] {
             let failures = Failures()
@@ -111,14 +131,7 @@ struct DataBench: ParsableCommand {
         let assembler = DetectionBatchAssembler(index: index, imageDirectory: directory, pipeline: .standard, seed: 0)
         let count = paths.count
         let batches = stride(from: 0, to: count, by: 2).map { Array($0..<min($0 + 2, count)) }
-        var pipelineRates: [(workers: Int, imagesPerSecond: Double)] = []
-        for workers in [1, 2] {
-            let loader = DetectionLoader(assembler: assembler, globalBatches: batches, epoch: 0, numWorkers: workers, prefetch: 2)
-            var delivered = 0
-            let seconds = try time { while let batch = try loader.next() { delivered += batch.imageIndices.count } }
-            guard delivered == count else { throw ValidationError("the loader delivered \(delivered) of \(count) images") }
-            pipelineRates.append((workers, Double(count) / seconds))
-        }
+        let pipelineRates = try Self.pipelineRates(assembler, batches: batches)
         let note = "decode: file read + decode to RGB; pipeline: decode + flip, resize to 1333x800, normalize, pad to 32 (DetectionLoader)"
         if json {
             let report: JSONObject = [
@@ -138,6 +151,64 @@ struct DataBench: ParsableCommand {
         for rate in pipelineRates {
             print(String(format: "decode + standard pipeline: %d image(s), %d worker(s): %.1f images/s", paths.count, rate.workers,
                          rate.imagesPerSecond))
+        }
+        print("(\(note))")
+    }
+}
+
+extension DataBench {
+    /// Reads every file once (a warm page cache for every timed figure) and decodes the first (the codecs' first-use
+    /// setup), untimed.
+    static func warmUp(_ paths: [String]) throws {
+        for path in paths { _ = FileManager.default.contents(atPath: path) }
+        if let first = paths.first { _ = try ByteImage.read(contentsOf: first, channels: 3) }
+    }
+
+    /// Decode + transform rate of `batches` (global batches, one rank) through `DetectionLoader` with each worker count.
+    static func pipelineRates(_ assembler: DetectionBatchAssembler, batches: [[Int]], epoch: Int = 0,
+                              workers: [Int] = [1, 2]) throws -> [(workers: Int, imagesPerSecond: Double)] {
+        let count = batches.reduce(0) { $0 + $1.count }
+        var rates: [(workers: Int, imagesPerSecond: Double)] = []
+        for n in workers {
+            let loader = DetectionLoader(assembler: assembler, globalBatches: batches, epoch: epoch, numWorkers: n, prefetch: 2)
+            var delivered = 0
+            let seconds = try time { while let batch = try loader.next() { delivered += batch.imageIndices.count } }
+            guard delivered == count else { throw ValidationError("the loader delivered \(delivered) of \(count) images") }
+            rates.append((n, Double(count) / seconds))
+        }
+        return rates
+    }
+
+    /// `--config`: the run's training data (`DetectionDataSetup`), its first global batches of epoch 0.
+    private func configBench(_ path: String) throws {
+        let settings = RunSettings(try ConfigLoader(schema: .lors).load(file: path, overrides: overrides))
+        let setup = try DetectionDataSetup(settings)
+        var batches: [[Int]] = []
+        var count = 0
+        for batch in setup.sampler.batches(epoch: 0) where count < limit {
+            batches.append(batch)
+            count += batch.count
+        }
+        try Self.warmUp(batches.joined().map { setup.train.path($0) })
+        let rates = try Self.pipelineRates(setup.train, batches: batches)
+        let pipeline = settings.data.pipeline.rawValue
+        let steps = settings.data.pipeline == .standard ? "flip, resize to 1333x800" : "flip, multi-scale resize or resize-crop-resize"
+        let note = "decode + the \(pipeline) training pipeline (\(steps), normalize, pad to 32) of the config's training data "
+            + "(DetectionLoader)"
+        if json {
+            let report: JSONObject = [
+                "config": .string(path), "dataset": .string(settings.data.dataset.rawValue), "data_pipeline": .string(pipeline),
+                "images_dir": .string(setup.train.imageDirectory), "images": .int(count), "batches": .int(batches.count),
+                "batch_size": .int(settings.train.batchSize),
+                "pipeline": .array(rates.map { ["workers": .int($0.workers), "images_per_s": .double($0.imagesPerSecond)] }),
+                "note": .string(note),
+            ]
+            print(report.text(.indented))
+            return
+        }
+        for rate in rates {
+            print(String(format: "decode + %@ pipeline: %d image(s) in %d batch(es) of %@, %d worker(s): %.1f images/s", pipeline,
+                         count, batches.count, setup.train.imageDirectory, rate.workers, rate.imagesPerSecond))
         }
         print("(\(note))")
     }

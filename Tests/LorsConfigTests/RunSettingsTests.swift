@@ -55,6 +55,7 @@ final class RunSettingsTests: XCTestCase {
             S.Model.AdaMixer.Key.backbone: raw(S.Model.AdaMixer.Backbone.self),
             S.Model.AdaMixer.LORS.Key.sharedInit: raw(S.Model.AdaMixer.LORS.SharedInit.self),
             S.Data.Key.dataset: raw(S.Data.Dataset.self),
+            S.Data.Key.pipeline: raw(S.Data.Pipeline.self),
             S.Train.Key.nonfinite: raw(S.Train.NonFinite.self),
             S.Optimizer.Key.type: raw(S.Optimizer.Kind.self),
             S.Optimizer.Key.noDecayOn: raw(S.Optimizer.NoDecay.self),
@@ -81,6 +82,7 @@ final class RunSettingsTests: XCTestCase {
         let declared = Set(ConfigSchema.lors.fieldPaths)
         XCTAssertEqual(RunSettings.keysAllowedToChangeOnResume.subtracting(declared).sorted(), [])
         XCTAssertTrue(RunSettings.keysAllowedToChangeOnResume.contains(S.Train.Key.maxSteps))
+        XCTAssertTrue(RunSettings.keysAllowedToChangeOnResume.contains(S.Data.Key.numWorkers), "threads never change results")
         XCTAssertFalse(RunSettings.keysAllowedToChangeOnResume.contains(S.Train.Key.batchSize))
     }
 
@@ -125,6 +127,50 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertEqual(s.checkpoint.keepLast, 3)
         XCTAssertEqual(s.dist.bucketCapMB, 25)
         XCTAssertFalse(s.dist.zero1)
+    }
+
+    func testDetectionDataKeys() throws {
+        let d = try settings(yaml: "").data
+        XCTAssertEqual(d.numWorkers, 0)
+        XCTAssertEqual(d.pipeline, .standard)
+        XCTAssertEqual(d.trainImages, "train2017")
+        XCTAssertEqual(d.trainAnnotations, "annotations/instances_train2017.json")
+        XCTAssertEqual(d.valImages, "val2017")
+        XCTAssertEqual(d.valAnnotations, "annotations/instances_val2017.json")
+        XCTAssertTrue(d.filterEmptyGT)
+        XCTAssertFalse(d.skipBadImages)
+        XCTAssertFalse(d.dataset.isDetection)
+
+        let set = try settings(yaml: """
+            data:
+              dataset: fmnist_det
+              root: /data/det/
+              num_workers: 3
+              pipeline: multiscale_crop
+              train_images: train
+              train_annotations: /abs/train.json
+              val_images: val
+              val_annotations: annotations/instances_val.json
+              filter_empty_gt: false
+              skip_bad_images: true
+            """).data
+        XCTAssertEqual(set.dataset, .fmnistDet)
+        XCTAssertTrue(set.dataset.isDetection)
+        XCTAssertEqual(set.numWorkers, 3)
+        XCTAssertEqual(set.pipeline, .multiscaleCrop)
+        XCTAssertFalse(set.filterEmptyGT)
+        XCTAssertTrue(set.skipBadImages)
+        // Relative paths join data.root; absolute ones stay.
+        XCTAssertEqual(set.path(set.trainImages), "/data/det/train")
+        XCTAssertEqual(set.path(set.trainAnnotations), "/abs/train.json")
+        XCTAssertEqual(set.path(set.valAnnotations), "/data/det/annotations/instances_val.json")
+        var noSlash = set
+        noSlash.root = "data/fmnist_det"
+        XCTAssertEqual(noSlash.path(noSlash.valImages), "data/fmnist_det/val")
+
+        XCTAssertThrowsError(try settings(yaml: "data:\n  pipeline: multiscale\n"))
+        XCTAssertThrowsError(try settings(yaml: "data:\n  num_workers: -1\n"))
+        XCTAssertEqual(try settings(yaml: "", ["data.num_workers=2", "data.pipeline=multiscale_crop"]).data.numWorkers, 2)
     }
 
     // MARK: - the shipped configs
@@ -192,6 +238,28 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertEqual(r101.model.adamixer.lors.sharedInit, .official)
         XCTAssertEqual(r101.train.epochs, 36, "the 3x preset")
         XCTAssertEqual(r101.schedule.milestones, [24, 33])
+
+        // Data: COCO 2017 under data/coco; the standard pipeline for 1x, multi-scale crops for 3x.
+        for config in ["adamixer_r50_1x_coco.yaml", "adamixer_r50_lors_1x_coco.yaml"] {
+            XCTAssertEqual(try settings(config: config).data.pipeline, .standard, config)
+        }
+        XCTAssertEqual(r101.data.pipeline, .multiscaleCrop)
+        XCTAssertEqual(r50.data.path(r50.data.trainAnnotations), "data/coco/annotations/instances_train2017.json")
+        XCTAssertEqual(r50.data.path(r50.data.valImages), "data/coco/val2017")
+        XCTAssertTrue(r50.data.filterEmptyGT)
+
+        // The Fashion-MNIST detection set (lors make-detection's layout).
+        for config in ["fmnist_det_adamixer.yaml", "fmnist_det_adamixer_lors.yaml"] {
+            let s = try settings(config: config)
+            XCTAssertEqual(s.data.dataset, .fmnistDet, config)
+            XCTAssertEqual(s.model.adamixer.numClasses, 10, config)
+            XCTAssertEqual(s.data.path(s.data.trainAnnotations), "data/fmnist_det/annotations/instances_train.json", config)
+            XCTAssertEqual(s.data.path(s.data.valAnnotations), "data/fmnist_det/annotations/instances_val.json", config)
+            XCTAssertEqual(s.data.path(s.data.trainImages), "data/fmnist_det/train", config)
+            XCTAssertEqual(s.data.path(s.data.valImages), "data/fmnist_det/val", config)
+        }
+        XCTAssertTrue(try settings(config: "fmnist_det_adamixer_lors.yaml").model.adamixer.lors.enabled)
+        XCTAssertFalse(try settings(config: "fmnist_det_adamixer.yaml").model.adamixer.lors.enabled)
     }
 
     // MARK: - overrides

@@ -61,9 +61,9 @@ final class ValidationTests: ConfigTestCase {
 
     func testBadEnumNamesAllowedValues() throws {
         let error = assertConfigError(try load("data:\n  dataset: imagenet\n"),
-                                      contains: ["data.dataset", "imagenet", "fashion_mnist, cifar100, coco, synthetic"])
+                                      contains: ["data.dataset", "imagenet", "fashion_mnist, cifar100, coco, fmnist_det, synthetic"])
         XCTAssertEqual(error?.kind, .notInEnum(path: "data.dataset", value: "imagenet",
-                                               allowed: ["fashion_mnist", "cifar100", "coco", "synthetic"]))
+                                               allowed: ["fashion_mnist", "cifar100", "coco", "fmnist_det", "synthetic"]))
         assertConfigError(try load("model:\n  lors:\n    targets: [qkv, out]\n"),
                           contains: ["model.lors.targets[1]", "out", "qkv, proj, fc1, fc2"])
         assertConfigError(try load("model:\n  lors:\n    targets: [qkv, qkv]\n"),
@@ -113,12 +113,17 @@ final class ValidationTests: ConfigTestCase {
 
     /// A key older versions declared is unknown in a user's config, and dropped from a config stored in a checkpoint.
     func testRetiredKeysOnlyInStoredConfigs() throws {
-        let yaml = "data:\n  num_workers: 0\n"
-        XCTAssertTrue(ConfigSchema.lors.retiredKeys.contains("data.num_workers"))
-        assertConfigError(try ConfigLoader(schema: .lors).load(yaml: yaml), contains: ["data.num_workers"])
-        let stored = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: yaml)
-        XCTAssertEqual(stored.yaml(), try ConfigLoader(schema: .lors).load(yaml: "{}").yaml())
-        assertConfigError(try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: "data:\n  num_workerz: 0\n"),
-                          contains: ["data.num_workerz"])
+        let schema = ConfigSchema(ConfigSchema.lors.nodes, presets: ConfigSchema.lors.presets, rules: ConfigSchema.lors.rules,
+                                  retiredKeys: ["data.old_key"])
+        let yaml = "data:\n  old_key: 0\n"
+        assertConfigError(try ConfigLoader(schema: schema).load(yaml: yaml), contains: ["data.old_key"])
+        let stored = try ConfigLoader(schema: schema, acceptingRetiredKeys: true).load(yaml: yaml)
+        XCTAssertEqual(stored.yaml(), try ConfigLoader(schema: schema).load(yaml: "{}").yaml())
+        assertConfigError(try ConfigLoader(schema: schema, acceptingRetiredKeys: true).load(yaml: "data:\n  old_kez: 0\n"),
+                          contains: ["data.old_kez"])
+        // data.num_workers was retired and is declared again (detection loader threads): a stored config keeps it.
+        XCTAssertEqual(ConfigSchema.lors.retiredKeys, [])
+        let workers = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: "data:\n  num_workers: 2\n")
+        XCTAssertEqual(workers.int("data.num_workers"), 2)
     }
 }
