@@ -150,7 +150,7 @@ final class DistributedTrainingTests: XCTestCase {
         let settings = ["--threads", "1", "--set", "optimizer.type=adamw", "--set", "dist.zero1=true"]
         func train(_ work: String, _ ranks: [String], steps: Int) throws {
             let run = try runLors(["train", path, "--work-dir", work] + ranks + settings + ["--set", "train.max_steps=\(steps)"])
-            XCTAssertEqual(run.status, 0, "lors train \(ranks) \(steps) steps: \(run.stderr)")
+            XCTAssertEqual(run.status, 0, "lors train \(ranks) \(steps) steps: \(run.stderr)\nstdout: \(run.stdout)")
             if ranks.contains("--np") { XCTAssertTrue(run.stderr.contains("mpirun"), run.stderr) }
         }
         func resumedFromStep3(_ work: String) throws -> Bool {
