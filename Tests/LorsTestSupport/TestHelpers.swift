@@ -24,17 +24,20 @@ public struct SplitMix: RandomNumberGenerator {
 /// No `lors` executable beside the test bundle.
 public struct MissingLorsExecutable: Error, CustomStringConvertible {
     public let path: String
-    public var description: String { "no lors executable at \(path) (swift build --build-tests builds it)" }
+    public var description: String { "no executable at \(path) (swift build --build-tests builds it)" }
 }
 
-/// The `lors` executable of this build (beside the `.xctest` bundle); throws when it was not built.
-public func lorsExecutable() throws -> String {
+/// An executable of this build (`lors`, `lors-bench`, beside the `.xctest` bundle); throws when it was not built.
+public func builtExecutable(_ name: String) throws -> String {
     var directory = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
-    let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors")
+    let path = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: path) else { throw MissingLorsExecutable(path: path) }
     return path
 }
+
+/// The `lors` executable of this build (beside the `.xctest` bundle); throws when it was not built.
+public func lorsExecutable() throws -> String { try builtExecutable("lors") }
 
 /// What a run of the `lors` executable printed and how it ended.
 public struct LorsRun {
@@ -43,10 +46,10 @@ public struct LorsRun {
     public let stderr: String
 }
 
-/// Runs the `lors` executable of this build with `arguments` and waits for it.
-public func runLors(_ arguments: [String]) throws -> LorsRun {
+/// Runs `executable` with `arguments` and waits for it.
+public func runProcess(_ executable: String, _ arguments: [String]) throws -> LorsRun {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try lorsExecutable())
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
@@ -57,3 +60,6 @@ public func runLors(_ arguments: [String]) throws -> LorsRun {
     return LorsRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                    stderr: String(decoding: stderr, as: UTF8.self))
 }
+
+/// Runs the `lors` executable of this build with `arguments` and waits for it.
+public func runLors(_ arguments: [String]) throws -> LorsRun { try runProcess(try lorsExecutable(), arguments) }

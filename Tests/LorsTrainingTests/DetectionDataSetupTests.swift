@@ -3,6 +3,7 @@ import XCTest
 import LorsConfig
 import LorsData
 import LorsDetection
+import LorsTestSupport
 import LorsTraining
 @testable import LorsCLI
 
@@ -174,23 +175,11 @@ final class DetectionDataSetupTests: XCTestCase {
 
     /// `lors-bench data --config` on the small set: decode + the config's pipeline with 1 and 2 workers.
     func testBenchTimesTheConfigsPipeline() throws {
-        var directory = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        while !directory.hasSuffix(".xctest") && directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
-        let bench = ((directory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("lors-bench")
-        guard FileManager.default.isExecutableFile(atPath: bench) else {
-            return XCTFail("no lors-bench at \(bench) (swift build --build-tests builds it)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bench)
-        process.arguments = ["data", "--config", Self.config, "--set", "data.root=\(Self.setDirectory)", "--set", "train.batch_size=2",
-                             "--set", "data.pipeline=multiscale_crop", "--limit", "3", "--json"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, String(decoding: stderr, as: UTF8.self))
+        let bench = try builtExecutable("lors-bench")
+        let run = try runProcess(bench, ["data", "--config", Self.config, "--set", "data.root=\(Self.setDirectory)",
+                                         "--set", "train.batch_size=2", "--set", "data.pipeline=multiscale_crop", "--limit", "3", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let stdout = Data(run.stdout.utf8)
         let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
         XCTAssertEqual(report["dataset"] as? String, "fmnist_det")
         XCTAssertEqual(report["data_pipeline"] as? String, "multiscale_crop")
@@ -201,16 +190,9 @@ final class DetectionDataSetupTests: XCTestCase {
         XCTAssertTrue(rates.allSatisfy { ($0["images_per_s"] as? Double ?? 0) > 0 }, "\(rates)")
 
         // Its missing set: the error names the file, the key and the command.
-        let failing = Process()
-        failing.executableURL = URL(fileURLWithPath: bench)
-        failing.arguments = ["data", "--config", Self.config, "--set", "data.root=/nonexistent/fmnist_det"]
-        let failingErr = Pipe()
-        failing.standardError = failingErr
-        failing.standardOutput = Pipe()
-        try failing.run()
-        let message = String(decoding: failingErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        failing.waitUntilExit()
-        XCTAssertNotEqual(failing.terminationStatus, 0)
+        let failing = try runProcess(bench, ["data", "--config", Self.config, "--set", "data.root=/nonexistent/fmnist_det"])
+        let message = failing.stderr
+        XCTAssertNotEqual(failing.status, 0)
         XCTAssertTrue(message.contains("/nonexistent/fmnist_det/annotations/instances_train.json (data.train_annotations)")
                       && message.contains("lors make-detection --out /nonexistent/fmnist_det"), message)
     }
