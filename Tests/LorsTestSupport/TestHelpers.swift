@@ -46,11 +46,22 @@ public struct LorsRun {
     public let stderr: String
 }
 
+/// This process's environment without what an MPI initialisation inside it added: other tests of this process
+/// initialise MPI as a singleton, and a child `mpirun` that inherits the singleton's job variables (`OMPI_*`, `PMIX_*`)
+/// fails. The settings a user (or cluster/test.sh) gives mpirun stay.
+public func environmentForChildProcesses() -> [String: String] {
+    let kept: Set<String> = ["OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "OMPI_MCA_btl_vader_single_copy_mechanism"]
+    return ProcessInfo.processInfo.environment.filter { key, _ in
+        kept.contains(key) || !(key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("OPAL_"))
+    }
+}
+
 /// Runs `executable` with `arguments` and waits for it.
 public func runProcess(_ executable: String, _ arguments: [String]) throws -> LorsRun {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    process.environment = environmentForChildProcesses()
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
