@@ -70,7 +70,7 @@ def floats(t):
 def giou_case():
     pred = [
         [10, 20, 50, 60], [0, 0, 10, 10], [5, 5, 15, 15], [0, 0, 40, 40], [30, 10, 60, 50],
-        [12, 14, 12, 40], [40, 10, 20, 50], [60, 70, 20, 30], [0, 0, 10, 10], [100.5, 3.25, 180.75, 90.5],
+        [12, 14, 12, 40], [40, 10, 20, 50], [60, 70, 20, 30], [0, 0, 10, 10], [100.5, 3.25, 180.75, 90.5], [0, 0, 10, 10],
     ]
     target = [
         [20, 30, 70, 65],    # overlapping
@@ -83,6 +83,7 @@ def giou_case():
         [15, 20, 55, 60],    # prediction with x2 < x1 and y2 < y1
         [0, 0, 10, 10],      # identical boxes
         [90.25, 10.5, 170.5, 95.75],
+        [0, 2, 5, 15],       # one shared coordinate (x1): the min and the max split their gradient
     ]
     pred = torch.tensor(pred, dtype=torch.float32)
     target = torch.tensor(target, dtype=torch.float32)
