@@ -71,6 +71,27 @@ final class DetectionLossTests: XCTestCase {
         assertClose(t.grad!.toArray(), try Self.floats(giou, "gradTarget"), rtol: 1e-5, atol: 1e-6, "gradient w.r.t. target")
     }
 
+    func testGIoULossIndependentOfThreadCount() {
+        // 10 000 pairs (more than two chunks of the kernels' grain), random corners so some boxes are inverted.
+        let n = 10_000
+        let p = Tensor(RandomKey(seed: 3, purpose: "giou.p").uniforms(4 * n, low: 0, high: 50), shape: [n, 4], requiresGrad: true)
+        let t = Tensor(RandomKey(seed: 3, purpose: "giou.t").uniforms(4 * n, low: 0, high: 50), shape: [n, 4], requiresGrad: true)
+        func run() -> [[UInt32]] {
+            p.grad = nil
+            t.grad = nil
+            let loss = Tensor.giouLoss(predicted: p, target: t)
+            loss.mul(Tensor(RandomKey(seed: 4, purpose: "giou.w").uniforms(n, low: -1, high: 1), shape: [n])).sum().backward()
+            return [loss, p.grad!, t.grad!].map { $0.toArray().map(\.bitPattern) }
+        }
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        Threading.setThreads(1)
+        let one = run()
+        Threading.setThreads(3)
+        XCTAssertEqual(run(), one)
+        XCTAssertTrue(one.allSatisfy { $0.allSatisfy { Float(bitPattern: $0).isFinite } })
+    }
+
     // MARK: detection loss
 
     func testDetectionLossMatchesPyTorch() throws {
