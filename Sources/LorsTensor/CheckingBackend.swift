@@ -277,6 +277,16 @@ extension CheckingBackend: LossKernels {
         cpu.l1LossBackward(prediction: real(prediction), target: real(target), count: count, gradLoss: real(gradLoss),
                            gradPrediction: real(gradPrediction), gradTarget: real(gradTarget))
     }
+    public func giouLoss(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                         loss: UnsafeMutablePointer<Float>) {
+        cpu.giouLoss(predicted: real(predicted), target: real(target), count: count, eps: eps, loss: real(loss))
+    }
+    public func giouLossBackward(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                                 gradLoss: UnsafePointer<Float>, gradPredicted: UnsafeMutablePointer<Float>?,
+                                 gradTarget: UnsafeMutablePointer<Float>?) {
+        cpu.giouLossBackward(predicted: real(predicted), target: real(target), count: count, eps: eps, gradLoss: real(gradLoss),
+                             gradPredicted: real(gradPredicted), gradTarget: real(gradTarget))
+    }
 }
 
 extension CheckingBackend: ConvKernels {

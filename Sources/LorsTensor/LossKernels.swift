@@ -31,6 +31,20 @@ public protocol LossKernels {
     /// and, when non-nil, `gradTarget = −gradPrediction`.
     func l1LossBackward(prediction: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, gradLoss: UnsafePointer<Float>,
                         gradPrediction: UnsafeMutablePointer<Float>?, gradTarget: UnsafeMutablePointer<Float>?)
+    /// Generalised-IoU loss per aligned box pair (mmdetection `giou_loss` / `bbox_overlaps(mode: 'giou',
+    /// is_aligned: true)`): boxes are xyxy rows of 4 (`count` pairs); `area = (x2 − x1)(y2 − y1)` unclamped,
+    /// `overlap = max(min(x2) − max(x1), 0) · max(min(y2) − max(y1), 0)`, `union = max(area_p + area_t − overlap, eps)`,
+    /// `enclose = max(max(max(x2) − min(x1), 0) · max(max(y2) − min(y1), 0), eps)`,
+    /// `loss = 1 − (overlap / union − (enclose − union) / enclose)`.
+    func giouLoss(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                  loss: UnsafeMutablePointer<Float>)
+    /// Backward of `giouLoss` (analytic) for the predicted and, when non-nil, the target boxes. Subgradients as
+    /// PyTorch's autograd of the forward's formula: a clamp at 0 passes the gradient where its argument is ≥ 0, a
+    /// max/min of two coordinates gives each its share (half each on a tie), `max(·, eps)` passes it where the
+    /// argument is > eps (half at equality).
+    func giouLossBackward(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                          gradLoss: UnsafePointer<Float>, gradPredicted: UnsafeMutablePointer<Float>?,
+                          gradTarget: UnsafeMutablePointer<Float>?)
 }
 
 extension CPUBackend: LossKernels {
@@ -130,7 +144,79 @@ extension CPUBackend: LossKernels {
             }
         }
     }
+
+    public func giouLoss(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                         loss: UnsafeMutablePointer<Float>) {
+        parallelFor(count, grain: 4096) { s, e in
+            for i in s..<e { loss[i] = GIoUPair(predicted + 4 * i, target + 4 * i, eps: eps).loss }
+        }
+    }
+
+    public func giouLossBackward(predicted: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int, eps: Float,
+                                 gradLoss: UnsafePointer<Float>, gradPredicted: UnsafeMutablePointer<Float>?,
+                                 gradTarget: UnsafeMutablePointer<Float>?) {
+        parallelFor(count, grain: 2048) { s, e in
+            for i in s..<e {
+                let p = predicted + 4 * i, t = target + 4 * i
+                let pair = GIoUPair(p, t, eps: eps)
+                if let gradPredicted { pair.gradient(gradLoss[i], own: p, other: t, into: gradPredicted + 4 * i) }
+                if let gradTarget { pair.gradient(gradLoss[i], own: t, other: p, into: gradTarget + 4 * i) }
+            }
+        }
+    }
 }
+
+/// The forward quantities of one aligned GIoU pair, in mmdetection's order of operations; the formula is symmetric
+/// in the two boxes, so `gradient(own:other:)` serves both.
+struct GIoUPair {
+    var overlap: Float, union: Float, unionRaw: Float, enclose: Float, encloseRaw: Float
+    var interW: Float, interH: Float, interWRaw: Float, interHRaw: Float
+    var encW: Float, encH: Float, encWRaw: Float, encHRaw: Float
+    var eps: Float, loss: Float
+
+    @inline(__always) init(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, eps: Float) {
+        let areaA = (a[2] - a[0]) * (a[3] - a[1]), areaB = (b[2] - b[0]) * (b[3] - b[1])
+        interWRaw = Swift.min(a[2], b[2]) - Swift.max(a[0], b[0])
+        interHRaw = Swift.min(a[3], b[3]) - Swift.max(a[1], b[1])
+        interW = Swift.max(interWRaw, 0); interH = Swift.max(interHRaw, 0)
+        overlap = interW * interH
+        unionRaw = areaA + areaB - overlap
+        union = Swift.max(unionRaw, eps)
+        encWRaw = Swift.max(a[2], b[2]) - Swift.min(a[0], b[0])
+        encHRaw = Swift.max(a[3], b[3]) - Swift.min(a[1], b[1])
+        encW = Swift.max(encWRaw, 0); encH = Swift.max(encHRaw, 0)
+        encloseRaw = encW * encH
+        enclose = Swift.max(encloseRaw, eps)
+        let iou = overlap / union
+        loss = 1 - (iou - (enclose - union) / enclose)
+        self.eps = eps
+    }
+
+    /// Gradient of `g · loss` with respect to the box `own` (the other box of the pair is `other`), written to `out[0..<4]`.
+    @inline(__always) func gradient(_ g: Float, own a: UnsafePointer<Float>, other b: UnsafePointer<Float>,
+                                    into out: UnsafeMutablePointer<Float>) {
+        let gG = -g                                      // ∂loss/∂giou = −1
+        // giou = overlap / union − (enclose − union) / enclose = overlap / union − 1 + union / enclose
+        let gUnion = gG * (1 / enclose - overlap / (union * union))
+        var gOverlap = gG / union
+        let gEnclose = -gG * (union / (enclose * enclose))
+        let gUnionRaw = gUnion * maxShare(unionRaw, eps)
+        gOverlap -= gUnionRaw                            // union = area_a + area_b − overlap
+        let gEncRaw = gEnclose * maxShare(encloseRaw, eps)
+        let gEncW = encWRaw >= 0 ? gEncRaw * encH : 0, gEncH = encHRaw >= 0 ? gEncRaw * encW : 0
+        let gInterW = interWRaw >= 0 ? gOverlap * interH : 0, gInterH = interHRaw >= 0 ? gOverlap * interW : 0
+        let w = a[2] - a[0], h = a[3] - a[1]
+        // area_a = (x2 − x1)(y2 − y1); inter = min(x2) − max(x1); enclosing = max(x2) − min(x1).
+        out[0] = -gUnionRaw * h - gInterW * maxShare(a[0], b[0]) - gEncW * maxShare(b[0], a[0])
+        out[1] = -gUnionRaw * w - gInterH * maxShare(a[1], b[1]) - gEncH * maxShare(b[1], a[1])
+        out[2] = gUnionRaw * h + gInterW * maxShare(b[2], a[2]) + gEncW * maxShare(a[2], b[2])
+        out[3] = gUnionRaw * w + gInterH * maxShare(b[3], a[3]) + gEncH * maxShare(a[3], b[3])
+    }
+}
+
+/// The share of `max(x, y)`'s gradient that goes to `x` (PyTorch's `maximum`: 1, ½ on a tie, 0); `maxShare(y, x)` is
+/// also the share of `min(x, y)`'s gradient that goes to `x`.
+@inline(__always) private func maxShare(_ x: Float, _ y: Float) -> Float { x > y ? 1 : (x == y ? 0.5 : 0) }
 
 /// `base^exponent` for the focal modulating factor: exact for the common γ = 2 and γ = 1, and 0
 /// for a non-positive base with a positive exponent (base is 1 − p_t ∈ [0, 1]; rounding can give −0).

@@ -1,5 +1,5 @@
 /// Losses (fused kernels in LossKernels.swift): cross-entropy with label smoothing or soft targets,
-/// sigmoid focal loss and L1. Each backward sits beside its forward.
+/// sigmoid focal loss, L1 and GIoU. Each backward sits beside its forward.
 
 /// How a loss reduces its unreduced (per-sample or per-element) values.
 public enum LossReduction: Sendable, Equatable {
@@ -128,6 +128,30 @@ public extension Tensor {
             let gt = target.requiresGrad ? Tensor(uninitialized: target.shape) : nil
             prediction.backend.l1LossBackward(prediction: prediction.pointer, target: target.pointer, count: prediction.count,
                                               gradLoss: g.pointer, gradPrediction: gp?.pointer, gradTarget: gt?.pointer)
+            return [gp, gt]
+        }.reduced(reduction)
+    }
+
+    /// Generalised-IoU loss of aligned box pairs (mmdetection `giou_loss(pred, target, eps)`): `predicted` and
+    /// `target` are `[N, 4]` xyxy boxes, the per-box loss is `1 − GIoU` with the union and the enclosing area clamped
+    /// below at `eps` (`bbox_overlaps(mode: 'giou', is_aligned: true, eps)`). Predicted boxes are not clamped: a box
+    /// with x2 < x1 or zero width gets a finite loss and gradient (its negative area shrinks the union, which stops at
+    /// `eps`).
+    ///
+    /// Returns `[N]` for `.none`, else 0-d (`.mean` over boxes). Gradients (analytic, fused): both boxes, with
+    /// PyTorch autograd's subgradients at the kinks (see `LossKernels.giouLossBackward`).
+    static func giouLoss(predicted: Tensor, target: Tensor, eps: Float = 1e-6, reduction: LossReduction = .none) -> Tensor {
+        precondition(predicted.rank == 2 && predicted.shape[1] == 4, "giouLoss predicted boxes must be [N, 4], got \(predicted.shape)")
+        precondition(target.shape == predicted.shape, "giouLoss target \(target.shape) vs predicted \(predicted.shape)")
+        precondition(eps > 0, "giouLoss eps \(eps) must be > 0")
+        let n = predicted.shape[0]
+        let loss = Tensor(uninitialized: [n])
+        predicted.backend.giouLoss(predicted: predicted.pointer, target: target.pointer, count: n, eps: eps, loss: loss.pointer)
+        return Tape.shared.record("giou_loss", inputs: [predicted, target], output: loss) { g in
+            let gp = predicted.requiresGrad ? Tensor(uninitialized: predicted.shape) : nil
+            let gt = target.requiresGrad ? Tensor(uninitialized: target.shape) : nil
+            predicted.backend.giouLossBackward(predicted: predicted.pointer, target: target.pointer, count: n, eps: eps,
+                                               gradLoss: g.pointer, gradPredicted: gp?.pointer, gradTarget: gt?.pointer)
             return [gp, gt]
         }.reduced(reduction)
     }
