@@ -2,7 +2,7 @@
 public struct AdaMixerConfiguration: Sendable, Equatable {
     /// ResNet depth: 50 or 101.
     public var backboneDepth = 50
-    /// Backbone stages with frozen weights: 0 = none, 1 = stem + layer1 (mmdet's `frozen_stages=1`), ...; -1 = none.
+    /// Backbone stages with frozen weights (mmdet's `frozen_stages`): -1 = none, 0 = the stem, k = stem + layer1…layerk.
     public var frozenStages = 1
     /// Object queries N.
     public var numQueries = 100

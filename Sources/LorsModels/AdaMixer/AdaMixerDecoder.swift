@@ -93,7 +93,7 @@ public final class AdaMixerDetector: Module {
     public init(_ c: AdaMixerConfiguration) {
         config = c
         backbone = ResNet(depth: c.backboneDepth, frozenStages: c.frozenStages)
-        neck = ChannelMapper(inChannels: ResNet.outChannels, outChannels: c.neckChannels, groups: c.neckGroups)
+        neck = ChannelMapper(inChannels: backbone.outChannels, outChannels: c.neckChannels, groups: c.neckGroups)
         query = QueryGenerator(numQueries: c.numQueries, contentDim: c.contentDim)
         decoder = AdaMixerDecoder(c)
         super.init()
