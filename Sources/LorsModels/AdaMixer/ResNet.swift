@@ -130,22 +130,12 @@ public final class Bottleneck: Module, ResNetBlock {
         bn2 = norm.make(planes)
         conv3 = Conv2dModule(planes, out, kernel: 1, weightInit: Conv2dModule.kaimingFanOut(out, kernel: 1))
         bn3 = norm.make(out)
-        if stride != 1 || inChannels != out {
-            downsampleConv = Conv2dModule(inChannels, out, kernel: 1, stride: stride, weightInit: Conv2dModule.kaimingFanOut(out, kernel: 1))
-            downsampleNorm = norm.make(out)
-        } else {
-            downsampleConv = nil
-            downsampleNorm = nil
-        }
+        (downsampleConv, downsampleNorm) = residualProjection(inChannels, out, stride: stride, norm: norm)
         super.init()
         child("conv1", conv1); child("bn1", bn1)
         child("conv2", conv2); child("bn2", bn2)
         child("conv3", conv3); child("bn3", bn3)
-        if let downsampleConv, let downsampleNorm {
-            let down = child("downsample", Module())
-            down.child("0", downsampleConv)
-            down.child("1", downsampleNorm)
-        }
+        registerProjection(downsampleConv, downsampleNorm)
     }
 
     /// x `[B, C_in, H, W]` → `[B, 4·planes, H/stride, W/stride]`.
@@ -172,21 +162,11 @@ public final class BasicBlock: Module, ResNetBlock {
         bn1 = norm.make(planes)
         conv2 = Conv2dModule(planes, planes, kernel: 3, padding: 1, weightInit: Conv2dModule.kaimingFanOut(planes, kernel: 3))
         bn2 = norm.make(planes)
-        if stride != 1 || inChannels != planes {
-            downsampleConv = Conv2dModule(inChannels, planes, kernel: 1, stride: stride, weightInit: Conv2dModule.kaimingFanOut(planes, kernel: 1))
-            downsampleNorm = norm.make(planes)
-        } else {
-            downsampleConv = nil
-            downsampleNorm = nil
-        }
+        (downsampleConv, downsampleNorm) = residualProjection(inChannels, planes, stride: stride, norm: norm)
         super.init()
         child("conv1", conv1); child("bn1", bn1)
         child("conv2", conv2); child("bn2", bn2)
-        if let downsampleConv, let downsampleNorm {
-            let down = child("downsample", Module())
-            down.child("0", downsampleConv)
-            down.child("1", downsampleNorm)
-        }
+        registerProjection(downsampleConv, downsampleNorm)
     }
 
     /// x `[B, C_in, H, W]` → `[B, planes, H/stride, W/stride]`.
@@ -326,5 +306,23 @@ public final class ChannelMapper: Module {
     public func callAsFunction(_ features: [Tensor]) -> [Tensor] {
         precondition(features.count == convs.count, "ChannelMapper: \(features.count) levels for \(convs.count) convs")
         return zip(convs, features).map { conv, f in conv(f).groupNorm(groups: groups, weight: normWeight, bias: normBias) }
+    }
+}
+
+/// The 1×1 projection of a residual block's shortcut (torchvision's `downsample`), when the stride or the channel
+/// count changes; nil otherwise.
+func residualProjection(_ inChannels: Int, _ out: Int, stride: Int, norm: ResNetNorm) -> (Conv2dModule?, (any ChannelNorm)?) {
+    guard stride != 1 || inChannels != out else { return (nil, nil) }
+    return (Conv2dModule(inChannels, out, kernel: 1, stride: stride, weightInit: Conv2dModule.kaimingFanOut(out, kernel: 1)),
+            norm.make(out))
+}
+
+extension Module {
+    /// Registers a shortcut projection as `downsample.0` (conv) and `downsample.1` (norm), torchvision's names.
+    func registerProjection(_ conv: Conv2dModule?, _ norm: (any ChannelNorm)?) {
+        guard let conv, let norm else { return }
+        let down = child("downsample", Module())
+        down.child("0", conv)
+        down.child("1", norm)
     }
 }
