@@ -64,9 +64,7 @@ struct EvalCommand: ParsableCommand {
         try TrainingSetup.checkTrainable(settings)
         let reader = try CheckpointReader(path: checkpoint)
         defer { try? reader.close() }
-        let model = try CheckpointTools.loadModel(settings.model, from: reader)
-        let result = try CheckpointTools.evaluate(model, settings: settings,
-                                                  communicator: world)
+        let result = try CheckpointTools.evaluate(checkpoint: reader, settings: settings, communicator: world)
         guard world.rank == 0 else { return nil }
         let step = reader.metadata.step
         var record: JSONObject = ["type": "eval", "checkpoint": .string(checkpoint), "step": .int(step)]
@@ -143,7 +141,8 @@ struct ExportCommand: ParsableCommand {
         metadata["merged_lors"] = String(mergeLORS)
         let tensors: [(name: String, tensor: Tensor)]
         if mergeLORS || referenceLogits != nil {
-            let model = try CheckpointTools.loadModel(settings.model, from: reader)
+            let model = try CheckpointTools.loadViT(settings.model, from: reader,
+                                                    for: mergeLORS ? "lors export --merge-lors" : "lors export --reference-logits")
             tensors = mergeLORS ? CheckpointTools.denseTensors(model, mergeLORS: true) : try CheckpointExport.modelTensors(from: reader)
             if let referenceLogits {
                 let (input, logits) = CheckpointTools.referenceLogits(model)

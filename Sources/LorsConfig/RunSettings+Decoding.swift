@@ -64,7 +64,7 @@ extension RunSettings.Data {
         self.init(dataset: r.choice(Key.dataset), root: r.string(Key.root), mean: r.doubleList(Key.mean),
                   std: r.doubleList(Key.std), maxTrainSamples: r.int(Key.maxTrainSamples),
                   maxTestSamples: r.int(Key.maxTestSamples), augmentation: .init(r), numWorkers: r.int(Key.numWorkers),
-                  pipeline: r.choice(Key.pipeline), trainImages: r.string(Key.trainImages),
+                  pipeline: r.choice(Key.pipeline), imgScale: r.intList(Key.imgScale), trainImages: r.string(Key.trainImages),
                   trainAnnotations: r.string(Key.trainAnnotations), valImages: r.string(Key.valImages),
                   valAnnotations: r.string(Key.valAnnotations), filterEmptyGT: r.bool(Key.filterEmptyGT),
                   skipBadImages: r.bool(Key.skipBadImages))

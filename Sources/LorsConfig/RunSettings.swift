@@ -202,6 +202,7 @@ extension RunSettings {
             public static let maxTestSamples = "data.max_test_samples"
             public static let numWorkers = "data.num_workers"
             public static let pipeline = "data.pipeline"
+            public static let imgScale = "data.img_scale"
             public static let trainImages = "data.train_images"
             public static let trainAnnotations = "data.train_annotations"
             public static let valImages = "data.val_images"
@@ -246,6 +247,8 @@ extension RunSettings {
         public var numWorkers: Int
         /// Detection: the training pipeline (validation uses the test pipeline).
         public var pipeline: Pipeline
+        /// Detection: `[long, short]` side limits of the keep-ratio resize (`data.img_scale`).
+        public var imgScale: [Int]
         /// Detection: image directories and instances files, relative to `root` unless absolute (`Data.path(_:)`).
         public var trainImages: String
         public var trainAnnotations: String

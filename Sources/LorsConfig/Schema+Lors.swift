@@ -102,6 +102,9 @@ extension ConfigSchema {
             .choice("pipeline", "standard", ["standard", "multiscale_crop"],
                     doc: "Detection training pipeline: standard = flip + resize to (1333, 800); multiscale_crop = "
                         + "flip + multi-scale resize or resize-crop-resize (the 3x recipe). Validation always uses the test pipeline."),
+            .intList("img_scale", [1333, 800], .positive,
+                     doc: "Detection: [long, short] side limits of the keep-ratio resize of every pipeline (COCO: [1333, 800]); "
+                         + "the multi-scale recipe's sizes scale with short / 800."),
             .string("train_images", "train2017", doc: "Detection: training image directory (relative to root unless absolute)."),
             .string("train_annotations", "annotations/instances_train2017.json",
                     doc: "Detection: training instances JSON (relative to root unless absolute)."),
@@ -242,6 +245,10 @@ extension ConfigSchema {
                     throw ConfigError(.inconsistent(keys: ["model.adamixer.content_dim"],
                                                     detail: "content_dim \(width) is not a multiple of 4 (positional code per box coordinate)"))
                 }
+                guard width % 32 == 0 else {
+                    throw ConfigError(.inconsistent(keys: ["model.adamixer.content_dim"],
+                                                    detail: "content_dim \(width) is not a multiple of 32 (the neck's GroupNorm has 32 groups)"))
+                }
             },
             ConfigRule("adamixer + lors: one group count per stage") { config in
                 guard config.string("model.type") == "adamixer", config.bool("model.adamixer.lors.enabled") else { return }
@@ -268,6 +275,13 @@ extension ConfigSchema {
                 guard mean.count == std.count else {
                     throw ConfigError(.inconsistent(keys: ["data.mean", "data.std"],
                                                     detail: "data.mean has \(mean.count) values but data.std has \(std.count)"))
+                }
+            },
+            ConfigRule("data: img_scale is [long, short]") { config in
+                let scale = config.intList("data.img_scale")
+                guard scale.count == 2, scale[0] >= scale[1] else {
+                    throw ConfigError(.inconsistent(keys: ["data.img_scale"],
+                                                    detail: "data.img_scale must be [long, short] with long >= short, found \(scale)"))
                 }
             },
             ConfigRule("step schedule: increasing milestones") { config in

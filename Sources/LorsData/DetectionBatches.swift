@@ -124,8 +124,16 @@ public final class DetectionBatchAssembler: @unchecked Sendable {
 
     /// Assembles, on this thread, rank `rank`'s slice of the global batch `globalBatch` (dataset indices).
     public func assemble(_ globalBatch: [Int], epoch: Int, rank: Int = 0, worldSize: Int = 1) throws -> DetectionBatch {
+        try assemble(globalBatch, positions: DistributedSampler.slice(count: globalBatch.count, rank: rank, worldSize: worldSize),
+                     epoch: epoch)
+    }
+
+    /// Assembles, on this thread, the samples at `positions` of the global batch `globalBatch`, padded to the size of
+    /// the WHOLE global batch (so a sample's input does not depend on how the batch is split among ranks or
+    /// micro-batches).
+    public func assemble(_ globalBatch: [Int], positions: Range<Int>, epoch: Int) throws -> DetectionBatch {
         let (H, W) = paddedSize(globalBatch, epoch: epoch)
-        let mine = Array(globalBatch[DistributedSampler.slice(count: globalBatch.count, rank: rank, worldSize: worldSize)])
+        let mine = Array(globalBatch[positions])
         let plane = 3 * H * W
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, mine.count * plane))
         defer { buffer.deallocate() }

@@ -42,6 +42,13 @@ public struct DetectionLoss: Sendable, Equatable {
         public let classification: Tensor
         public let l1: Tensor
         public let giou: Tensor
+
+        public init(total: Tensor, classification: Tensor, l1: Tensor, giou: Tensor) {
+            self.total = total
+            self.classification = classification
+            self.l1 = l1
+            self.giou = giou
+        }
     }
 
     /// The loss of one stage on this rank's images.

@@ -15,13 +15,13 @@ public enum CheckpointTools {
         try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: reader.metadata.config, source: "\(reader.path):/meta/config")
     }
 
-    /// The model of `settings` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
-    /// every parameter present at its shape, no extra tensors, checksums verified). Only the trainable models
-    /// (`TrainingSetup.trainableModels`) can be loaded.
-    public static func loadModel(_ settings: RunSettings.Model, from reader: CheckpointReader) throws -> VisionTransformer {
+    /// The ViT of `settings` (LORS when `model.lors.enabled`) with the checkpoint's `/model` tensors loaded (strict:
+    /// every parameter present at its shape, no extra tensors, checksums verified): what `lors export --merge-lors`
+    /// and `--reference-logits` rebuild. Another `model.type` is an error naming `operation`.
+    public static func loadViT(_ settings: RunSettings.Model, from reader: CheckpointReader,
+                               for operation: String = "a dense ViT export") throws -> VisionTransformer {
         guard settings.type == .vit else {
-            throw TrainingError.unsupported(key: RunSettings.Model.Key.type, value: settings.type.rawValue,
-                                            supported: TrainingSetup.trainableModels.map(\.rawValue))
+            throw TrainingError.viTOnly(operation: operation, model: settings.type.rawValue)
         }
         let model = ModelBuilder.vit(settings)
         assignDottedParameterNames(model) // not initialised, so not named yet
@@ -83,14 +83,17 @@ public enum CheckpointTools {
         return (input, logits)
     }
 
-    /// The metrics of `model` on the test set of `run` (each rank its share, combined over `communicator`): the
-    /// evaluation the trainer runs, through the same `Evaluation.run`.
-    public static func evaluate(_ model: VisionTransformer, settings run: RunSettings,
-                                communicator: any Communicator = LocalCommunicator()) throws -> Metrics {
-        let (trainSet, testSet) = try TrainingSetup.datasets(run)
-        let normalization = try TrainingSetup.normalization(run.data, channels: trainSet.channels)
-        let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: run.seed)
-        let task = ClassificationTask(model: model, trainData: testData, testData: testData)
-        return try Evaluation.run(task, communicator: communicator, batchSize: run.eval.testBatchSize).metrics
+    /// The metrics of the checkpoint `reader` holds on the test set of `run` (each rank its share, combined over
+    /// `communicator`): the model of `run` (which must match the checkpoint's `/model` tensors exactly) evaluated by
+    /// the task the trainer runs, through the same `Evaluation.run`. A detector writes its COCO results under
+    /// `workDirectory/eval` (default: the checkpoint's work directory, the parent of its `checkpoints/` directory).
+    /// Collective.
+    public static func evaluate(checkpoint reader: CheckpointReader, settings run: RunSettings,
+                                communicator: any Communicator = LocalCommunicator(), workDirectory: String? = nil) throws -> Metrics {
+        let work = workDirectory ?? ((reader.path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        let task = try TrainingSetup.evaluationTask(run, communicator: communicator, workDirectory: work)
+        try reader.loadModel(into: task.model)
+        return try Evaluation.run(task, communicator: communicator, batchSize: run.eval.testBatchSize,
+                                  step: reader.metadata.step).metrics
     }
 }

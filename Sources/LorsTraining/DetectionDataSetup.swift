@@ -2,6 +2,7 @@ import Foundation
 import LorsConfig
 import LorsData
 import LorsDetection
+import LorsDistributed
 
 /// An error of building the detection data of a config; each names the file and the config key.
 public enum DetectionDataError: Error, CustomStringConvertible, Equatable {
@@ -66,6 +67,13 @@ public struct DetectionDataSetup {
     public let valBatchSize: Int
     /// Decode/transform threads per rank (`data.num_workers`).
     public let numWorkers: Int
+    /// The instances files (`data.train_annotations`, `data.val_annotations` resolved against `data.root`); the
+    /// validation file is the ground truth of the evaluation.
+    public let trainAnnotationsPath: String
+    public let valAnnotationsPath: String
+    /// `<dataset>/<image directory>` of each split, for logs (`fmnist_det/train`).
+    public let trainDescription: String
+    public let valDescription: String
 
     /// Reads both indexes from the configured files and builds the data (`readIndexes`, then
     /// `init(_:trainIndex:valIndex:)`).
@@ -100,9 +108,9 @@ public struct DetectionDataSetup {
         self.trainIndex = trainIndex
         self.valIndex = valIndex
         train = DetectionBatchAssembler(index: trainIndex, imageDirectory: data.path(data.trainImages),
-                                        pipeline: Self.pipeline(data.pipeline), seed: s.seed, normalization: normalization,
+                                        pipeline: Self.pipeline(data), seed: s.seed, normalization: normalization,
                                         skipBadImages: data.skipBadImages)
-        val = DetectionBatchAssembler(index: valIndex, imageDirectory: data.path(data.valImages), pipeline: .test, seed: s.seed,
+        val = DetectionBatchAssembler(index: valIndex, imageDirectory: data.path(data.valImages), pipeline: Self.testPipeline(data), seed: s.seed,
                                       normalization: normalization, skipBadImages: data.skipBadImages)
         sampler = DistributedSampler(
             groups: DistributedSampler.orientationGroups(widths: Array(trainIndex.widths.prefix(trainCount)),
@@ -110,26 +118,44 @@ public struct DetectionDataSetup {
             globalBatchSize: s.train.batchSize, seed: s.seed)
         valBatchSize = s.eval.testBatchSize
         numWorkers = data.numWorkers
+        trainAnnotationsPath = data.path(data.trainAnnotations)
+        valAnnotationsPath = data.path(data.valAnnotations)
+        trainDescription = "\(data.dataset.rawValue)/\(data.trainImages)"
+        valDescription = "\(data.dataset.rawValue)/\(data.valImages)"
     }
 
     /// The training index (`data.train_annotations`, training filters) and the validation index
     /// (`data.val_annotations`, test mode) of `s`. A missing file names its path and key (and, for `fmnist_det`, the
     /// command that makes the set); a malformed one also names the line and column.
-    public static func readIndexes(_ s: RunSettings) throws -> (train: COCODetectionIndex, val: COCODetectionIndex) {
+    ///
+    /// Collective over `communicator`: rank 0 parses each file and broadcasts the index (`COCODetectionIndex.load`), so
+    /// an error there is thrown on every rank.
+    public static func readIndexes(_ s: RunSettings, communicator: any Communicator = LocalCommunicator())
+        throws -> (train: COCODetectionIndex, val: COCODetectionIndex) {
         let data = s.data
         typealias Key = RunSettings.Data.Key
         guard data.dataset.isDetection else { throw DetectionDataError.notDetection(dataset: data.dataset.rawValue) }
         let trainOptions = COCODetectionIndex.Options(filterEmptyGT: data.filterEmptyGT, minImageSize: minimumTrainingImageSize)
-        let train = try readIndex(data.path(data.trainAnnotations), key: Key.trainAnnotations, options: trainOptions, data)
-        let val = try readIndex(data.path(data.valAnnotations), key: Key.valAnnotations, options: .test, data)
+        let train = try readIndex(data.path(data.trainAnnotations), key: Key.trainAnnotations, options: trainOptions, data,
+                                  communicator: communicator)
+        let val = try readIndex(data.path(data.valAnnotations), key: Key.valAnnotations, options: .test, data,
+                                communicator: communicator)
         return (train, val)
     }
 
+    /// Only the validation index of `s` (test mode), for an evaluation. Collective, as `readIndexes`.
+    public static func readValidationIndex(_ s: RunSettings, communicator: any Communicator = LocalCommunicator()) throws -> COCODetectionIndex {
+        let data = s.data
+        guard data.dataset.isDetection else { throw DetectionDataError.notDetection(dataset: data.dataset.rawValue) }
+        return try readIndex(data.path(data.valAnnotations), key: RunSettings.Data.Key.valAnnotations, options: .test, data,
+                             communicator: communicator)
+    }
+
     private static func readIndex(_ path: String, key: String, options: COCODetectionIndex.Options,
-                                  _ data: RunSettings.Data) throws -> COCODetectionIndex {
+                                  _ data: RunSettings.Data, communicator: any Communicator) throws -> COCODetectionIndex {
         try requireExisting(path, key: key, directory: false, data)
         do {
-            return try COCODetectionIndex(path: path, options: options)
+            return try COCODetectionIndex.load(path: path, options: options, communicator: communicator)
         } catch {
             throw DetectionDataError.unreadable(path: path, key: key, detail: "\(error)")
         }
@@ -148,12 +174,17 @@ public struct DetectionDataSetup {
         return "the \(data.dataset.rawValue) set is made by `lors make-detection --out \(data.root)`"
     }
 
-    /// The training pipeline of `data.pipeline`.
-    public static func pipeline(_ pipeline: RunSettings.Data.Pipeline) -> DetectionPipeline {
-        switch pipeline {
-        case .standard: return .standard
-        case .multiscaleCrop: return .multiscaleCrop
+    /// The training pipeline of `data.pipeline` at `data.img_scale`.
+    public static func pipeline(_ data: RunSettings.Data) -> DetectionPipeline {
+        switch data.pipeline {
+        case .standard: return DetectionPipeline(.standard, longSide: data.imgScale[0], shortSide: data.imgScale[1])
+        case .multiscaleCrop: return DetectionPipeline(.multiscaleCrop, longSide: data.imgScale[0], shortSide: data.imgScale[1])
         }
+    }
+
+    /// The test pipeline at `data.img_scale`.
+    public static func testPipeline(_ data: RunSettings.Data) -> DetectionPipeline {
+        DetectionPipeline(.test, longSide: data.imgScale[0], shortSide: data.imgScale[1])
     }
 
     /// `data.mean`/`data.std` (pixel/255, one value or one per RGB channel) in pixel units, or mmdetection's ImageNet

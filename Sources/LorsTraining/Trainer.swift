@@ -269,7 +269,8 @@ public final class Trainer {
     @discardableResult
     public func evaluate() throws -> EvaluationResult {
         let pollers = stopPollers
-        let (metrics, seconds) = try Evaluation.run(task, communicator: communicator, batchSize: settings.evalBatchSize) { [unowned self] in
+        let (metrics, seconds) = try Evaluation.run(task, communicator: communicator, batchSize: settings.evalBatchSize,
+                                                     step: state.step) { [unowned self] in
             for poller in pollers where try poller.stopAgreed(self) { throw EvaluationInterrupted() }
         }
         let epochNumber = (state.step + state.iterationsPerEpoch - 1) / state.iterationsPerEpoch

@@ -6,9 +6,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case datasetTooSmall(dataset: String, samples: Int, batchSize: Int)
     /// Model and data disagree (`key` is the model key, `detail` the two values).
     case modelDataMismatch(key: String, detail: String)
-    /// `model.type` or `data.dataset` that `lors train`, `lors-worker` and `lors eval` cannot train as an image
-    /// classifier; `supported` lists the values they can.
-    case unsupported(key: String, value: String, supported: [String])
+    /// A `data.dataset` that `lors train`, `lors-worker` and `lors eval` cannot train model `model` (`model.type`) on;
+    /// `supported` lists the datasets they can.
+    case unsupported(key: String, value: String, supported: [String], model: String)
+    /// `operation` rebuilds a ViT, and the checkpoint's `model.type` is `model`.
+    case viTOnly(operation: String, model: String)
     /// The loss became NaN or infinite.
     case nonFiniteLoss(step: Int, loss: Double)
     /// NaN/Inf in the loss or gradients that stops the run (`train.nonfinite`, `--debug`).
@@ -25,9 +27,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "dataset \(dataset) has \(samples) training samples, fewer than train.batch_size \(batch)"
         case let .modelDataMismatch(key, detail):
             return "\(key) does not match the data: \(detail)"
-        case let .unsupported(key, value, supported):
-            return "\(key): '\(value)' cannot be trained or evaluated: lors train, lors-worker and lors eval handle "
-                + "\(key) \(supported.joined(separator: ", ")) (image classification); lors config and lors params accept every model"
+        case let .unsupported(key, value, supported, model):
+            return "\(key): '\(value)' cannot be trained or evaluated with model.type \(model): lors train, lors-worker and "
+                + "lors eval train \(model) on \(key) \(supported.joined(separator: ", "))"
+        case let .viTOnly(operation, model):
+            return "model.type \(model): \(operation) rebuilds a ViT (model.type vit); export the stored /model tensors without "
+                + "--merge-lors and --reference-logits instead"
         case let .nonFiniteLoss(step, loss):
             return "loss became \(loss) at step \(step); lower optimizer.lr or set train.grad_clip"
         case let .nonFinite(step, detail):

@@ -62,7 +62,7 @@ public final class TrainingRun {
         }
         log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.size))")
 
-        let task = try TrainingSetup.task(settings)
+        let task = try TrainingSetup.task(settings, communicator: communicator, workDirectory: workDirectory)
         let loop = TrainingSetup.settings(settings)
         let iterations = max(1, Trainer.sampler(task, settings: loop).batchesPerEpoch)
         let optimizer = TrainingSetup.optimizer(settings.optimizer, model: task.model)

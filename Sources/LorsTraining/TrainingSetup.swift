@@ -1,6 +1,7 @@
 import Foundation
 import LorsConfig
 import LorsData
+import LorsDistributed
 import LorsModels
 import LorsNN
 import LorsOptim
@@ -10,21 +11,22 @@ import LorsTensor
 /// optimizer, LR schedule, loop settings. Each piece is a separate function so the distributed and checkpoint code can
 /// reuse them.
 public enum TrainingSetup {
-    /// The `model.type` values that `lors train`, `lors-worker` and `lors eval` can train and evaluate.
-    public static let trainableModels: [RunSettings.Model.Kind] = [.vit]
-    /// The `data.dataset` values they can train on (image classification).
-    public static let trainableDatasets: [RunSettings.Data.Dataset] = [.fashionMNIST, .cifar100, .synthetic]
-
-    /// Throws `TrainingError.unsupported` naming `model.type` or `data.dataset` unless both are trainable
-    /// (`trainableModels`, `trainableDatasets`). Call it before reading any data or checkpoint.
-    public static func checkTrainable(_ s: RunSettings) throws {
-        guard trainableModels.contains(s.model.type) else {
-            throw TrainingError.unsupported(key: RunSettings.Model.Key.type, value: s.model.type.rawValue,
-                                            supported: trainableModels.map(\.rawValue))
+    /// The `data.dataset` values each `model.type` trains and evaluates on: the ViT classifies images, AdaMixer detects
+    /// objects in COCO-format sets.
+    public static func trainableDatasets(_ model: RunSettings.Model.Kind) -> [RunSettings.Data.Dataset] {
+        switch model {
+        case .vit: return [.fashionMNIST, .cifar100, .synthetic]
+        case .adamixer: return RunSettings.Data.Dataset.allCases.filter(\.isDetection)
         }
-        guard trainableDatasets.contains(s.data.dataset) else {
+    }
+
+    /// Throws `TrainingError.unsupported` naming `data.dataset` unless `model.type` trains on it
+    /// (`trainableDatasets`). Call it before reading any data or checkpoint.
+    public static func checkTrainable(_ s: RunSettings) throws {
+        let datasets = trainableDatasets(s.model.type)
+        guard datasets.contains(s.data.dataset) else {
             throw TrainingError.unsupported(key: RunSettings.Data.Key.dataset, value: s.data.dataset.rawValue,
-                                            supported: trainableDatasets.map(\.rawValue))
+                                            supported: datasets.map(\.rawValue), model: s.model.type.rawValue)
         }
     }
 
@@ -50,7 +52,7 @@ public enum TrainingSetup {
                               size: vit.imageSize, classes: vit.numClasses, seed: s.seed)
         case .coco, .fmnistDet:
             throw TrainingError.unsupported(key: RunSettings.Data.Key.dataset, value: data.dataset.rawValue,
-                                            supported: trainableDatasets.map(\.rawValue))
+                                            supported: trainableDatasets(.vit).map(\.rawValue), model: RunSettings.Model.Kind.vit.rawValue)
         }
         train = train.prefix(trainLimit)
         test = test.prefix(testLimit)
@@ -67,9 +69,59 @@ public enum TrainingSetup {
         return (train, test)
     }
 
-    /// The task of `config` with its data and its model, initialised from `seed` (which also names every tensor by
-    /// its dotted path: the optimizer and checkpoint keys).
-    public static func task(_ s: RunSettings) throws -> ClassificationTask {
+    /// The task of `s` with its data and its model, initialised from `seed` (which also names every tensor by its
+    /// dotted path: the optimizer and checkpoint keys): image classification for the ViT, detection for AdaMixer.
+    /// Collective for detection (rank 0 reads the instances files for the group). `workDirectory` receives the
+    /// detector's COCO results files (`eval/`).
+    public static func task(_ s: RunSettings, communicator: any Communicator = LocalCommunicator(),
+                            workDirectory: String) throws -> any TrainingTask {
+        try checkTrainable(s)
+        switch s.model.type {
+        case .vit: return try classificationTask(s)
+        case .adamixer: return try detectionTask(s, communicator: communicator, workDirectory: workDirectory)
+        }
+    }
+
+    /// The detection task of `s`: the data of `data.*` (indexes read by rank 0 and broadcast) and the AdaMixer of
+    /// `model.adamixer.*`, initialised from `seed`.
+    public static func detectionTask(_ s: RunSettings, communicator: any Communicator = LocalCommunicator(),
+                                     workDirectory: String) throws -> DetectionTask {
+        try checkTrainable(s)
+        let (train, val) = try DetectionDataSetup.readIndexes(s, communicator: communicator)
+        let data = try DetectionDataSetup(s, trainIndex: train, valIndex: val)
+        return try DetectionTask(model: initializedAdaMixer(s), data: data, maxPerImage: 100, workDirectory: workDirectory)
+    }
+
+    /// The task `lors eval` runs: the model of `s` (initialised; a checkpoint is loaded into it next) and only what
+    /// its evaluation reads — the test set for the ViT, the validation instances file for AdaMixer. Collective for
+    /// detection.
+    public static func evaluationTask(_ s: RunSettings, communicator: any Communicator = LocalCommunicator(),
+                                      workDirectory: String) throws -> any TrainingTask {
+        try checkTrainable(s)
+        switch s.model.type {
+        case .vit:
+            let (trainSet, testSet) = try datasets(s)
+            let normalization = try normalization(s.data, channels: trainSet.channels)
+            let testData = BatchAssembler(dataset: testSet, normalization: normalization, seed: s.seed)
+            let model = ModelBuilder.vit(s.model)
+            model.initializeParameters(seed: s.seed)
+            return ClassificationTask(model: model, trainData: testData, testData: testData)
+        case .adamixer:
+            let val = try DetectionDataSetup.readValidationIndex(s, communicator: communicator)
+            let data = try DetectionDataSetup(s, trainIndex: val, valIndex: val)
+            return try DetectionTask(model: initializedAdaMixer(s), data: data, maxPerImage: 100, workDirectory: workDirectory)
+        }
+    }
+
+    /// The AdaMixer of `model.adamixer.*`, initialised from `seed`.
+    static func initializedAdaMixer(_ s: RunSettings) throws -> AdaMixerDetector {
+        let model = ModelBuilder.adamixer(s.model.adamixer)
+        model.initializeParameters(seed: s.seed)
+        return model
+    }
+
+    /// The classification task of `s` (ViT).
+    public static func classificationTask(_ s: RunSettings) throws -> ClassificationTask {
         let (trainSet, testSet) = try datasets(s)
         let normalization = try normalization(s.data, channels: trainSet.channels)
         let trainData = BatchAssembler(dataset: trainSet, normalization: normalization, augmentation: augmentation(s.data.augmentation),

@@ -102,10 +102,13 @@ public struct EvaluationContext {
     public var batchSize: Int
     /// Called before every evaluation batch on every rank; throws `EvaluationInterrupted` when all ranks agreed to stop.
     public var checkStop: () throws -> Void
+    /// The optimizer step of the weights evaluated (names the detector's results file).
+    public var step: Int
 
-    public init(communicator: any Communicator, batchSize: Int, checkStop: @escaping () throws -> Void = {}) {
+    public init(communicator: any Communicator, batchSize: Int, step: Int = 0, checkStop: @escaping () throws -> Void = {}) {
         self.communicator = communicator
         self.batchSize = batchSize
+        self.step = step
         self.checkStop = checkStop
     }
 }
@@ -151,10 +154,11 @@ public extension TrainingTask {
 /// Evaluation, used by the trainer and by `lors eval` alike: the task's evaluation over a communicator, timed.
 public enum Evaluation {
     /// Runs `task`'s evaluation with `communicator` (collective: every rank calls it) in batches of `batchSize`.
-    public static func run(_ task: any TrainingTask, communicator: any Communicator, batchSize: Int,
+    /// `step` is the optimizer step of the weights evaluated.
+    public static func run(_ task: any TrainingTask, communicator: any Communicator, batchSize: Int, step: Int = 0,
                            checkStop: @escaping () throws -> Void = {}) throws -> (metrics: Metrics, seconds: Double) {
         let started = Date()
-        let context = EvaluationContext(communicator: communicator, batchSize: batchSize, checkStop: checkStop)
+        let context = EvaluationContext(communicator: communicator, batchSize: batchSize, step: step, checkStop: checkStop)
         let metrics = try task.evaluate(context)
         return (metrics, Date().timeIntervalSince(started))
     }

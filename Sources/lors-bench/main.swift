@@ -78,9 +78,11 @@ struct StepBench: ParsableCommand {
         commandName: "step", abstract: "Time full training steps (forward, backward, AdamW).",
         discussion: "Several comma-separated models run side by side: their steps alternate, so machine noise hits all "
             + "of them alike, and the JSON adds `step_time_ratio` (each model's median over the first model's).")
-    @Option(help: "Model(s): vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes), vit-tiny-lors (the same with LORST); comma-separated to compare.")
+    @Option(help: "Model(s): vit-tiny (32×32×3, patch 4, dim 192, 12 blocks, 3 heads, MLP 768, 100 classes), vit-tiny-lors (the same with LORST), adamixer-tiny, adamixer-tiny-lors (the small CPU detector of configs/fmnist_det_adamixer*.yaml), adamixer-r50, adamixer-r50-lors (the paper's R-50 detectors); comma-separated to compare.")
     var model: String = "vit-tiny"
-    @Option(help: "Batch size.") var batch: Int = 64
+    @Option(help: "Batch size (default: 64 for the ViTs, 16 for adamixer-tiny*, 2 for adamixer-r50*).") var batch: Int?
+    @Option(help: ArgumentHelp("Detectors: input size WxH (default: 256x256 for adamixer-tiny*, 1333x800 for adamixer-r50*).", valueName: "WxH"))
+    var size: String?
     @Option(help: "Timed steps per model (after 2 warm-up steps).") var steps: Int = 10
     @OptionGroup var threads: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
@@ -88,7 +90,7 @@ struct StepBench: ParsableCommand {
     var profile = false
 
     /// One model with its optimizer and inputs.
-    final class Runner {
+    final class Runner: StepRunner {
         let name: String
         let network: VisionTransformer
         let config: ViTConfiguration
@@ -99,7 +101,7 @@ struct StepBench: ParsableCommand {
 
         init(name: String, batch: Int) throws {
             guard let (network, config) = BenchModels.make(name) else {
-                throw ValidationError("unknown model '\(name)'; known: \(BenchModels.names.joined(separator: ", "))")
+                throw ValidationError("unknown model '\(name)'; known: \((BenchModels.names + DetectorRunner.names).joined(separator: ", "))")
             }
             network.initializeParameters(seed: 0)
             self.name = name
@@ -111,7 +113,12 @@ struct StepBench: ParsableCommand {
             labels = (0..<batch).map { Int32($0 % config.numClasses) }
         }
 
-        func step(_ i: Int, profiler: OpProfiler? = nil) -> Double {
+        var batch: Int { images.shape[0] }
+        var parameterCount: Int { network.parameterCount }
+        var flopPerStep: Double? { BenchModels.trainingFLOPs(config, batch: batch) }
+        var details: JSONObject { [:] }
+
+        func step(_ i: Int, profiler: OpProfiler? = nil) throws -> Double {
             seconds {
                 profiler?.begin()
                 let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
@@ -127,31 +134,41 @@ struct StepBench: ParsableCommand {
 
     func run() throws {
         threads.apply()
-        let runners = try model.split(separator: ",").map { try Runner(name: String($0), batch: batch) }
-        for i in 0..<2 { for r in runners { _ = r.step(i) } }
+        let runners: [any StepRunner] = try model.split(separator: ",").map { part -> any StepRunner in
+            let name = String(part)
+            if DetectorRunner.names.contains(name) {
+                return try DetectorRunner(name: name, batch: batch, size: size)
+            }
+            return try Runner(name: name, batch: batch ?? 64)
+        }
+        for i in 0..<2 { for r in runners { _ = try r.step(i, profiler: nil) } }
         let freshBefore = Backends.current.memoryStatistics.freshAllocations
         let profilers = runners.map { _ in profile ? OpProfiler() : nil }
         for i in 2..<(steps + 2) {
             for (r, p) in zip(runners, profilers) {
                 p?.install()
-                r.times.append(r.step(i, profiler: p))
+                r.times.append(try r.step(i, profiler: p))
                 p?.uninstall()
             }
         }
         let fresh = Backends.current.memoryStatistics.freshAllocations - freshBefore
-        // Matrix-product FLOPs the engine performs (dense-equivalent: the LORS variant's B·A products are not counted).
-        let flops = runners.map { BenchModels.trainingFLOPs($0.config, batch: batch) }
-        var results: [JSONObject] = zip(runners, flops).map { r, flop in
+        var results: [JSONObject] = runners.map { r in
             let med = median(r.times)
-            return [
-                "model": .string(r.name), "batch": .int(batch), "threads": .int(Threading.threads), "steps": .int(steps),
+            var record: JSONObject = [
+                "model": .string(r.name), "batch": .int(r.batch), "threads": .int(Threading.threads), "steps": .int(steps),
                 "blas_core": .string(BLASRuntime.coreName), "median_ms": .double(med * 1000), "min_ms": .double((r.times.min() ?? 0) * 1000),
-                "gflop_per_step": .double(flop / 1e9), "gflops": .double(flop / med / 1e9),
-                "peak_rss_mb": .double(ProcessStats.peakRSSMB), "parameters": .int(r.network.parameterCount),
+                "peak_rss_mb": .double(ProcessStats.peakRSSMB), "parameters": .int(r.parameterCount),
                 // Buffers the allocator had to create during the timed (steady-state) steps: 0 means every
                 // activation, gradient and workspace reused cached memory.
                 "fresh_allocations_steady": .int(fresh),
             ]
+            // Matrix-product FLOPs the engine performs (dense-equivalent: the LORS variant's B·A products are not counted).
+            if let flop = r.flopPerStep {
+                record["gflop_per_step"] = .double(flop / 1e9)
+                record["gflops"] = .double(flop / med / 1e9)
+            }
+            for (key, value) in r.details.fields { record[key] = value }
+            return record
         }
         for (k, p) in profilers.enumerated() {
             guard let p else { continue }
@@ -161,11 +178,11 @@ struct StepBench: ParsableCommand {
             if !json { print("\(runners[k].name): time per step by op (each op charged the time since the previous op ended)"); print(p.table(steps: steps)) }
         }
         if !json {
-            for (r, flop) in zip(runners, flops) {
+            for r in runners {
                 let med = median(r.times)
-                print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step, %.1f GFLOP/step, %.1f GFLOP/s, peak RSS %.0f MB",
-                             r.name, batch, Threading.threads, BLASRuntime.coreName, med * 1000, flop / 1e9, flop / med / 1e9,
-                             ProcessStats.peakRSSMB))
+                let flops = r.flopPerStep.map { String(format: ", %.1f GFLOP/step, %.1f GFLOP/s", $0 / 1e9, $0 / med / 1e9) } ?? ""
+                print(String(format: "%@ batch %d, %d threads (%@): median %.1f ms/step%@, peak RSS %.0f MB",
+                             r.name, r.batch, Threading.threads, BLASRuntime.coreName, med * 1000, flops, ProcessStats.peakRSSMB))
             }
         }
         if runners.count == 1 {
@@ -183,6 +200,20 @@ struct StepBench: ParsableCommand {
             for (name, ratio) in ratios.dropFirst() { print(String(format: "%@ / %@ step time: %.3f×", name, runners[0].name, ratio)) }
         }
     }
+}
+
+/// A model whose training steps `lors-bench step` times.
+protocol StepRunner: AnyObject {
+    var name: String { get }
+    var batch: Int { get }
+    var parameterCount: Int { get }
+    /// Matrix-product FLOPs of one step, where known.
+    var flopPerStep: Double? { get }
+    /// Extra JSON fields of the model's record.
+    var details: JSONObject { get }
+    var times: [Double] { get set }
+    /// One timed step: forward, loss, backward, optimizer.
+    func step(_ i: Int, profiler: OpProfiler?) throws -> Double
 }
 
 /// Benchmark models by name.

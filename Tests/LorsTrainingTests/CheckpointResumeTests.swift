@@ -246,10 +246,10 @@ final class CheckpointResumeTests: XCTestCase {
         let c = try config(Self.lorsOverrides)
         let reader = try CheckpointReader(path: path)
         let settings = RunSettings(c)
-        let result = try CheckpointTools.evaluate(try CheckpointTools.loadModel(settings.model, from: reader), settings: settings)
+        let result = try CheckpointTools.evaluate(checkpoint: reader, settings: settings)
         XCTAssertEqual(result, expected.metrics, "the same evaluation, bit for bit")
         // A config that does not match the checkpoint names the dataset.
-        XCTAssertThrowsError(try CheckpointTools.loadModel(RunSettings(try config([])).model, from: reader)) { error in
+        XCTAssertThrowsError(try CheckpointTools.evaluate(checkpoint: reader, settings: RunSettings(try config([])))) { error in
             XCTAssertTrue("\(error)".contains("/model/"), "\(error)")
         }
         let file = try configFile()

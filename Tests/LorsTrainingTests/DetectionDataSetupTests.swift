@@ -215,7 +215,8 @@ final class DetectionDataSetupTests: XCTestCase {
             var train = try LorsCommand.parseAsRoot(["train", configs + "/\(name).yaml", "--work-dir", work,
                                                      "--set", "data.root=/nonexistent/fmnist_det"])
             XCTAssertThrowsError(try train.run()) { error in
-                XCTAssertTrue("\(error)".contains("model.type: 'adamixer' cannot be trained"), "\(error)")
+                XCTAssertTrue("\(error)".contains("/nonexistent/fmnist_det/annotations/instances_train.json (data.train_annotations) does not exist"),
+                              "\(error)")
             }
             XCTAssertFalse(FileManager.default.fileExists(atPath: work))
         }

@@ -5,9 +5,10 @@ import LorsDistributed
 import LorsTraining
 @testable import LorsCLI
 
-/// `lors train`, `lors-worker` and `lors eval` refuse a model or dataset they cannot train (AdaMixer, COCO) before
-/// reading any data, checkpoint or starting any rank, naming the key, the value and what they can train; `lors config`
-/// and `lors params` accept every model.
+/// `lors train`, `lors-worker` and `lors eval` refuse a dataset the configured model does not train on (a ViT on COCO,
+/// AdaMixer on Fashion-MNIST) before reading any data, checkpoint or starting any rank, naming the key, the value and
+/// what the model trains on; a detector whose files are missing names the path, the key and, for the Fashion-MNIST
+/// detection set, the command that makes it; `lors config` and `lors params` accept every model.
 final class TrainabilityTests: XCTestCase {
     var directory = ""
 
@@ -34,53 +35,70 @@ final class TrainabilityTests: XCTestCase {
         return ""
     }
 
-    private func assertRefusesModel(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertTrue(message.contains("model.type: 'adamixer' cannot be trained"), message, file: file, line: line)
-        XCTAssertTrue(message.contains("model.type vit"), "names what can be trained: \(message)", file: file, line: line)
+    private func assertRefusesDetectorOnImages(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(message.contains("data.dataset: 'fashion_mnist' cannot be trained or evaluated with model.type adamixer"),
+                      message, file: file, line: line)
+        XCTAssertTrue(message.contains("coco, fmnist_det"), "names what the detector trains on: \(message)", file: file, line: line)
     }
 
-    private func assertRefusesDataset(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertTrue(message.contains("data.dataset: 'coco' cannot be trained"), message, file: file, line: line)
-        XCTAssertTrue(message.contains("fashion_mnist, cifar100, synthetic"), "names what can be trained: \(message)",
+    private func assertRefusesViTOnCOCO(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(message.contains("data.dataset: 'coco' cannot be trained or evaluated with model.type vit"), message,
+                      file: file, line: line)
+        XCTAssertTrue(message.contains("fashion_mnist, cifar100, synthetic"), "names what the ViT trains on: \(message)",
                       file: file, line: line)
     }
 
-    func testTrainRefusesAdaMixerAndCOCOBeforeAnything() throws {
+    private var detectorOnImages: [String] { ["--set", "data.dataset=fashion_mnist", "--set", "data.root=/nonexistent/fmnist"] }
+
+    func testTrainRefusesMismatchedModelAndDatasetBeforeAnything() throws {
         let work = directory + "/work"
-        // The AdaMixer configs name data/coco, which does not exist: the refusal comes first.
-        assertRefusesModel(lorsError(["train", config("adamixer_r50_1x_coco"), "--work-dir", work]))
-        assertRefusesModel(lorsError(["train", config("adamixer_r50_lors_1x_coco"), "--work-dir", work, "--simulate-ranks", "2"]))
+        assertRefusesDetectorOnImages(lorsError(["train", config("adamixer_r50_1x_coco"), "--work-dir", work] + detectorOnImages))
+        assertRefusesDetectorOnImages(lorsError(["train", config("adamixer_r50_lors_1x_coco"), "--work-dir", work,
+                                                 "--simulate-ranks", "2"] + detectorOnImages))
         // --np: refused before mpirun is looked for or started.
-        assertRefusesModel(lorsError(["train", config("adamixer_r50_1x_coco"), "--work-dir", work, "--np", "2"]))
+        assertRefusesDetectorOnImages(lorsError(["train", config("adamixer_r50_1x_coco"), "--work-dir", work, "--np", "2"]
+                                                + detectorOnImages))
         // A ViT on COCO: the dataset is refused, before its (missing) files are read.
-        assertRefusesDataset(lorsError(["train", config("fmnist_vit"), "--work-dir", work, "--set", "data.dataset=coco",
-                                        "--set", "data.root=/nonexistent/coco"]))
+        assertRefusesViTOnCOCO(lorsError(["train", config("fmnist_vit"), "--work-dir", work, "--set", "data.dataset=coco",
+                                          "--set", "data.root=/nonexistent/coco"]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: work), "nothing is written for a refused config")
         // The same ViT on Fashion-MNIST does get to reading its data (the control).
         let missing = lorsError(["train", config("fmnist_vit"), "--work-dir", work, "--set", "data.root=/nonexistent/fmnist"])
         XCTAssertTrue(missing.contains("/nonexistent/fmnist"), missing)
     }
 
+    /// A detector config whose set is missing names the file and its key (and, for fmnist_det, `lors make-detection`).
+    func testDetectorWithMissingFilesNamesThePathAndKey() throws {
+        let work = directory + "/det"
+        let coco = lorsError(["train", config("adamixer_r50_1x_coco"), "--work-dir", work, "--set", "data.root=/nonexistent/coco"])
+        XCTAssertTrue(coco.contains("/nonexistent/coco/annotations/instances_train2017.json (data.train_annotations) does not exist"), coco)
+        let fmnist = lorsError(["train", config("fmnist_det_adamixer"), "--work-dir", work, "--set", "data.root=/nonexistent/det"])
+        XCTAssertTrue(fmnist.contains("(data.train_annotations) does not exist"), fmnist)
+        XCTAssertTrue(fmnist.contains("lors make-detection --out /nonexistent/det"), fmnist)
+    }
+
     func testTrainingRunRefusesBeforeCreatingTheWorkDir() throws {
         let work = directory + "/run"
-        let adamixer = try ConfigLoader(schema: .lors).load(file: config("adamixer_r50_1x_coco"))
+        let adamixer = try ConfigLoader(schema: .lors).load(file: config("adamixer_r50_1x_coco"), overrides: ["data.dataset=fashion_mnist"])
         XCTAssertThrowsError(try TrainingRun(config: adamixer, workDirectory: work)) { error in
-            XCTAssertEqual(error as? TrainingError, .unsupported(key: "model.type", value: "adamixer", supported: ["vit"]))
+            XCTAssertEqual(error as? TrainingError, .unsupported(key: "data.dataset", value: "fashion_mnist",
+                                                                 supported: ["coco", "fmnist_det"], model: "adamixer"))
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: work))
         let coco = try ConfigLoader(schema: .lors).load(file: config("fmnist_vit"), overrides: ["data.dataset=coco"])
         XCTAssertThrowsError(try TrainingSetup.datasets(RunSettings(coco))) { error in
-            XCTAssertEqual(error as? TrainingError,
-                           .unsupported(key: "data.dataset", value: "coco", supported: ["fashion_mnist", "cifar100", "synthetic"]))
+            XCTAssertEqual(error as? TrainingError, .unsupported(key: "data.dataset", value: "coco",
+                                                                 supported: ["fashion_mnist", "cifar100", "synthetic"], model: "vit"))
         }
     }
 
-    func testWorkerRefusesAdaMixerAndCOCO() throws {
+    func testWorkerRefusesMismatchedModelAndDataset() throws {
         let work = directory + "/worker"
         for (arguments, check) in [
-            (["--config", config("adamixer_r50_1x_coco"), "--work-dir", work], assertRefusesModel),
-            (["--config", config("adamixer_r50_1x_coco"), "--eval-checkpoint", directory + "/none.h5"], assertRefusesModel),
-            (["--config", config("fmnist_vit"), "--work-dir", work, "--set", "data.dataset=coco"], assertRefusesDataset),
+            (["--config", config("adamixer_r50_1x_coco"), "--work-dir", work] + detectorOnImages, assertRefusesDetectorOnImages),
+            (["--config", config("adamixer_r50_1x_coco"), "--eval-checkpoint", directory + "/none.h5"] + detectorOnImages,
+             assertRefusesDetectorOnImages),
+            (["--config", config("fmnist_vit"), "--work-dir", work, "--set", "data.dataset=coco"], assertRefusesViTOnCOCO),
         ] as [([String], (String, StaticString, UInt) -> Void)] {
             let command = try WorkerCommand.parse(arguments)
             XCTAssertThrowsError(try command.train(world: LocalCommunicator())) { error in check("\(error)", #filePath, #line) }
@@ -90,9 +108,10 @@ final class TrainabilityTests: XCTestCase {
 
     func testEvalRefusesBeforeReadingTheCheckpoint() throws {
         let checkpoint = directory + "/none.h5"  // does not exist: reading it would fail with another error
-        assertRefusesModel(lorsError(["eval", config("adamixer_r50_1x_coco"), "--checkpoint", checkpoint]))
-        assertRefusesModel(lorsError(["eval", config("adamixer_r50_1x_coco"), "--checkpoint", checkpoint, "--np", "2"]))
-        assertRefusesDataset(lorsError(["eval", config("fmnist_vit"), "--checkpoint", checkpoint, "--set", "data.dataset=coco"]))
+        assertRefusesDetectorOnImages(lorsError(["eval", config("adamixer_r50_1x_coco"), "--checkpoint", checkpoint] + detectorOnImages))
+        assertRefusesDetectorOnImages(lorsError(["eval", config("adamixer_r50_1x_coco"), "--checkpoint", checkpoint, "--np", "2"]
+                                                + detectorOnImages))
+        assertRefusesViTOnCOCO(lorsError(["eval", config("fmnist_vit"), "--checkpoint", checkpoint, "--set", "data.dataset=coco"]))
         let missing = lorsError(["eval", config("fmnist_vit"), "--checkpoint", checkpoint])
         XCTAssertTrue(missing.contains(checkpoint), "a trainable config gets to the checkpoint: \(missing)")
     }

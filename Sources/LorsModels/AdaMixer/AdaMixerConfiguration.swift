@@ -1,7 +1,11 @@
 /// Shape settings of the AdaMixer detector (defaults: R-50 1x COCO, docs/lors.md "The AdaMixer decoder").
 public struct AdaMixerConfiguration: Sendable, Equatable {
-    /// ResNet depth: 50 or 101.
+    /// ResNet depth: 18, 34 (BasicBlock), 50 or 101 (Bottleneck).
     public var backboneDepth = 50
+    /// Channels of the ResNet stem and first stage (64 = torchvision; smaller for CPU models).
+    public var backboneWidth = 64
+    /// Normalisation of the ResNet (frozen BatchNorm for pretrained weights, GroupNorm from scratch).
+    public var backboneNorm = ResNetNorm.frozenBatchNorm
     /// Backbone stages with frozen weights (mmdet's `frozen_stages`): -1 = none, 0 = the stem, k = stem + layer1…layerk.
     public var frozenStages = 1
     /// Object queries N.

@@ -10,6 +10,12 @@ public struct AdaMixerStageOutput {
     public var boxes: Tensor
     /// Updated query content `[B, N, C]`.
     public var content: Tensor
+
+    public init(classLogits: Tensor, boxes: Tensor, content: Tensor) {
+        self.classLogits = classLogits
+        self.boxes = boxes
+        self.content = content
+    }
 }
 
 /// One AdaMixer decoder stage (docs/lors.md): position-aware self-attention with the IoF bias, adaptive 3-D

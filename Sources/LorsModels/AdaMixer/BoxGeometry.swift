@@ -75,6 +75,18 @@ public enum BoxGeometry {
         return Tensor(out, shape: [xyzr.shape[0], xyzr.shape[1], 4 * features])
     }
 
+    /// Corner boxes `(x1, y1, x2, y2)` of `(x, y, z, r)` boxes `[..., 4]`, differentiable (AdaMixer's `decode_box` on the
+    /// regression head's output): `w = 2^(z − r/2)`, `h = 2^(z + r/2)`, corners at the centre ∓ half the size.
+    public static func corners(_ xyzr: Tensor) -> Tensor {
+        let last = xyzr.rank - 1
+        precondition(xyzr.shape[last] == 4, "corners: boxes \(xyzr.shape) must end in 4")
+        let x = xyzr.slice(axis: last, 0..<1), y = xyzr.slice(axis: last, 1..<2)
+        let z = xyzr.slice(axis: last, 2..<3), r = xyzr.slice(axis: last, 3..<4)
+        let ln2 = Float(M_LN2)
+        let halfW = ((z - r * 0.5) * ln2).exp() * 0.5, halfH = ((z + r * 0.5) * ln2).exp() * 0.5
+        return Tensor.concat([x - halfW, y - halfH, x + halfW, y + halfH], axis: last)
+    }
+
     /// Box refinement (`refine_xyzr`): `x, y += Δ · 2^z`, `z, r += Δ`. `xyzr [B, N, 4]` is a constant
     /// (detached); the result carries the gradient of `delta [B, N, 4]`.
     public static func refine(_ xyzr: Tensor, delta: Tensor) -> Tensor {
