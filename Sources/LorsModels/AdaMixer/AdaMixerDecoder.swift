@@ -92,7 +92,7 @@ public final class AdaMixerDetector: Module {
 
     public init(_ c: AdaMixerConfiguration) {
         config = c
-        backbone = ResNet(depth: c.backboneDepth, frozenStages: c.frozenStages)
+        backbone = ResNet(depth: c.backboneDepth, width: c.backboneWidth, norm: c.backboneNorm, frozenStages: c.frozenStages)
         neck = ChannelMapper(inChannels: backbone.outChannels, outChannels: c.neckChannels, groups: c.neckGroups)
         query = QueryGenerator(numQueries: c.numQueries, contentDim: c.contentDim)
         decoder = AdaMixerDecoder(c)
