@@ -89,6 +89,7 @@ final class ParamsTests: XCTestCase {
             }
         }
         XCTAssertEqual(lorsReport.components["backbone"], backbone)
+        XCTAssertEqual(backbone, 2_798_880)
         XCTAssertEqual(lorsReport.trainable, lorsReport.total, "frozen_stages -1")
     }
 
