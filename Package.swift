@@ -113,6 +113,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LorsTrainingTests", dependencies: ["LorsTraining", "LorsCLI", "LorsCheckpoint", "LorsNative", "LorsDistributed",
                                                             "LorsData", "LorsDetection",
-                                                            "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")]),
+                                                            "LorsOptim", "LorsTestSupport", .product(name: "Logging", package: "swift-log")],
+                    resources: [.copy("Fixtures")]),
     ]
 )

@@ -31,6 +31,8 @@ MPI_TESTS=(
     "4 LorsDistributedTests.MPIDataParallelTests"
     "2 LorsTrainingTests.MPITrainingTests"
     "3 LorsTrainingTests.MPITrainingTests"
+    "2 LorsTrainingTests.MPIDetectionTrainingTests"
+    "4 LorsTrainingTests.MPIDetectionTrainingTests"
     "2 LorsCheckpointTests.CheckpointMPITests"
     "2 LorsTrainingTests.ZeRO1CheckpointMPITests"
 )

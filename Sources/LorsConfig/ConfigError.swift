@@ -28,6 +28,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
         case invalidDelete(path: String, found: String)
         /// A `--set` argument is not of the form `key.path=value`.
         case malformedOverride(text: String)
+        /// A key that earlier versions declared and another key replaced (`replacement` names it).
+        case retiredKey(path: String, replacement: String)
         /// A key that the schema does not know; `suggestion` is the closest known dotted path, if any is close.
         case unknownKey(path: String, suggestion: String?)
         /// A value of the wrong type (`expected` is the schema's type description, `found` the value as written).
@@ -77,6 +79,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path)._delete_: expected true or false, found \(found)"
         case let .malformedOverride(text):
             return "malformed override '\(text)': expected key.path=value, e.g. train.batch_size=32"
+        case let .retiredKey(path, replacement):
+            return "\(path): this key was replaced; use \(replacement)"
         case let .unknownKey(path, suggestion):
             let hint = suggestion.map { " (did you mean \($0)?)" } ?? ""
             return "\(path): unknown key\(hint)"

@@ -15,6 +15,9 @@ public struct ConfigSchema: Sendable {
     /// Keys earlier versions declared and this one does not: configs stored in older checkpoints may hold them.
     /// `ConfigLoader(schema:acceptingRetiredKeys: true)` (stored configs) drops them; everywhere else they are unknown.
     public let retiredKeys: Set<String>
+    /// For retired keys that another key replaced: that key (or a short instruction naming it). A config that still
+    /// sets such a key gets `ConfigError.Kind.retiredKey` with this text instead of an unknown-key error.
+    public let retiredKeyReplacements: [String: String]
 
     /// Every field by dotted path.
     let fields: [String: FieldSpec]
@@ -24,11 +27,16 @@ public struct ConfigSchema: Sendable {
     public let sectionPaths: [String]
 
     /// A schema of `nodes`, `presets` and `rules`; crashes if the schema itself is inconsistent.
-    public init(_ nodes: [SchemaNode], presets: [ConfigPreset] = [], rules: [ConfigRule] = [], retiredKeys: Set<String> = []) {
+    public init(_ nodes: [SchemaNode], presets: [ConfigPreset] = [], rules: [ConfigRule] = [], retiredKeys: Set<String> = [],
+                retiredKeyReplacements: [String: String] = [:]) {
         self.nodes = nodes
         self.presets = presets
         self.rules = rules
         self.retiredKeys = retiredKeys
+        self.retiredKeyReplacements = retiredKeyReplacements
+        for key in retiredKeyReplacements.keys {
+            precondition(retiredKeys.contains(key), ConfigBug.badSchema(key, "a replacement is given for a key that is not retired"))
+        }
         var fields: [String: FieldSpec] = [:]
         var fieldPaths: [String] = []
         var sectionPaths: [String] = []
@@ -79,17 +87,19 @@ public struct ConfigSchema: Sendable {
             result[index] = .section(name: name, doc: doc, children: insert(into: children, at: components.dropFirst()))
             return result
         }
-        return ConfigSchema(insert(into: nodes, at: components[...]), presets: presets, rules: rules)
+        return ConfigSchema(insert(into: nodes, at: components[...]), presets: presets, rules: rules, retiredKeys: retiredKeys,
+                            retiredKeyReplacements: retiredKeyReplacements)
     }
 
     /// A copy with `rule` appended to the cross-key rules.
     public func adding(rule: ConfigRule) -> ConfigSchema {
-        ConfigSchema(nodes, presets: presets, rules: rules + [rule])
+        ConfigSchema(nodes, presets: presets, rules: rules + [rule], retiredKeys: retiredKeys, retiredKeyReplacements: retiredKeyReplacements)
     }
 
     /// A copy with `preset` appended to the presets.
     public func adding(preset: ConfigPreset) -> ConfigSchema {
-        ConfigSchema(nodes, presets: presets + [preset], rules: rules)
+        ConfigSchema(nodes, presets: presets + [preset], rules: rules, retiredKeys: retiredKeys,
+                     retiredKeyReplacements: retiredKeyReplacements)
     }
 
     /// Every dotted path (fields and sections), for suggestions.

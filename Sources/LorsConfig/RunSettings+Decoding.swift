@@ -44,11 +44,24 @@ extension RunSettings.Model.LORS {
 
 extension RunSettings.Model.AdaMixer {
     init(_ r: SettingsReader) {
-        self.init(backbone: r.choice(Key.backbone), frozenStages: r.int(Key.frozenStages), numQueries: r.int(Key.numQueries),
+        self.init(backbone: .init(r), numQueries: r.int(Key.numQueries),
                   numStages: r.int(Key.numStages), contentDim: r.int(Key.contentDim),
                   feedforwardChannels: r.int(Key.feedforwardChannels), numHeads: r.int(Key.numHeads),
                   samplingGroups: r.int(Key.samplingGroups), inPoints: r.int(Key.inPoints), outPoints: r.int(Key.outPoints),
-                  numClasses: r.int(Key.numClasses), lors: .init(r))
+                  numClasses: r.int(Key.numClasses), test: .init(r), lors: .init(r))
+    }
+}
+
+extension RunSettings.Model.AdaMixer.Backbone {
+    init(_ r: SettingsReader) {
+        self.init(depth: r.int(Key.depth), width: r.int(Key.width), norm: r.choice(Key.norm), normGroups: r.int(Key.normGroups),
+                  frozenStages: r.int(Key.frozenStages), pretrained: r.string(Key.pretrained))
+    }
+}
+
+extension RunSettings.Model.AdaMixer.Test {
+    init(_ r: SettingsReader) {
+        self.init(maxPerImage: r.int(Key.maxPerImage))
     }
 }
 

@@ -121,8 +121,6 @@ extension RunSettings.Model {
     /// `model.adamixer.*`: the AdaMixer query-based detector.
     public struct AdaMixer: Sendable, Equatable {
         public enum Key {
-            public static let backbone = "model.adamixer.backbone"
-            public static let frozenStages = "model.adamixer.frozen_stages"
             public static let numQueries = "model.adamixer.num_queries"
             public static let numStages = "model.adamixer.num_stages"
             public static let contentDim = "model.adamixer.content_dim"
@@ -134,22 +132,50 @@ extension RunSettings.Model {
             public static let numClasses = "model.adamixer.num_classes"
         }
 
-        /// `model.adamixer.backbone`.
-        public enum Backbone: String, Sendable, CaseIterable {
-            case resnet50, resnet101
-
-            /// The ResNet depth (50 or 101).
-            public var depth: Int {
-                switch self {
-                case .resnet50: return 50
-                case .resnet101: return 101
-                }
+        /// `model.adamixer.backbone.*`: the ResNet backbone.
+        public struct Backbone: Sendable, Equatable {
+            public enum Key {
+                public static let depth = "model.adamixer.backbone.depth"
+                public static let width = "model.adamixer.backbone.width"
+                public static let norm = "model.adamixer.backbone.norm"
+                public static let normGroups = "model.adamixer.backbone.norm_groups"
+                public static let frozenStages = "model.adamixer.backbone.frozen_stages"
+                public static let pretrained = "model.adamixer.backbone.pretrained"
             }
+
+            /// `model.adamixer.backbone.norm`.
+            public enum Norm: String, Sendable, CaseIterable {
+                /// Eval-mode BatchNorm with frozen running statistics.
+                case frozenBN = "frozen_bn"
+                /// GroupNorm (`normGroups` groups) with a trainable affine.
+                case groupNorm = "group_norm"
+            }
+
+            /// ResNet depth: 18, 34, 50 or 101.
+            public var depth: Int
+            /// Base width (64 = torchvision).
+            public var width: Int
+            public var norm: Norm
+            /// GroupNorm groups (`norm` group_norm).
+            public var normGroups: Int
+            /// Stages with frozen weights: -1 = none, 0 = the stem, k = stem + layer1...layerk.
+            public var frozenStages: Int
+            /// Weights file with torchvision names; empty = none.
+            public var pretrained: String
         }
 
+        /// `model.adamixer.test.*`: evaluation.
+        public struct Test: Sendable, Equatable {
+            public enum Key {
+                public static let maxPerImage = "model.adamixer.test.max_per_img"
+            }
+
+            /// Detections kept per image (top scores over queries x classes).
+            public var maxPerImage: Int
+        }
+
+        /// `model.adamixer.backbone.*`.
         public var backbone: Backbone
-        /// Backbone stages with frozen weights (-1 = none).
-        public var frozenStages: Int
         public var numQueries: Int
         public var numStages: Int
         public var contentDim: Int
@@ -159,6 +185,8 @@ extension RunSettings.Model {
         public var inPoints: Int
         public var outPoints: Int
         public var numClasses: Int
+        /// `model.adamixer.test.*`.
+        public var test: Test
         /// `model.adamixer.lors.*`.
         public var lors: LORS
 
@@ -461,10 +489,12 @@ extension RunSettings {
 
 extension RunSettings {
     /// Keys that may differ between a checkpoint's stored config and the run resuming from it: stop condition,
-    /// cadence of checkpoints, evaluation and logging, threads, and where the data lives. Every other key must match.
+    /// cadence of checkpoints, evaluation and logging, threads, and where the data lives (the pretrained backbone file
+    /// too: it only initialises, the checkpoint holds the weights). Every other key must match.
     public static let keysAllowedToChangeOnResume: Set<String> = [
         Train.Key.maxSteps, Checkpoint.Key.intervalSteps, Checkpoint.Key.keepLast, Eval.Key.intervalEpochs,
         Train.Key.logInterval, Train.Key.threads, Log.Key.console, Log.Key.level, Log.Key.tensorboard,
-        Eval.Key.testBatchSize, Data.Key.root, Data.Key.numWorkers,
+        Eval.Key.testBatchSize, Data.Key.root, Data.Key.numWorkers, Model.AdaMixer.Backbone.Key.pretrained,
+        Model.AdaMixer.Test.Key.maxPerImage,
     ]
 }

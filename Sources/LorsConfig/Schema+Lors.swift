@@ -6,7 +6,17 @@
 
 extension ConfigSchema {
     /// The schema of every lors config (`configs/*.yaml`, `--set`, and the config stored in checkpoints).
-    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules)
+    public static let lors = ConfigSchema(lorsSections, presets: [lrSchedulePreset], rules: lorsRules,
+                                          retiredKeys: Set(lorsRetiredKeys.keys), retiredKeyReplacements: lorsRetiredKeys)
+
+    /// Keys earlier versions declared, each with the key that replaces it (stored configs of older checkpoints hold them).
+    static var lorsRetiredKeys: [String: String] {
+        [
+            "model.adamixer.backbone": "model.adamixer.backbone.depth (50 for resnet50, 101 for resnet101; the backbone "
+                + "is a section: depth, width, norm, norm_groups, frozen_stages, pretrained)",
+            "model.adamixer.frozen_stages": "model.adamixer.backbone.frozen_stages",
+        ]
+    }
 
     /// Top-level nodes of `lors`, in render order.
     static var lorsSections: [SchemaNode] {
@@ -65,8 +75,23 @@ extension ConfigSchema {
                             doc: "Which linears of each block use LORST."),
             ]),
             .section("adamixer", doc: "AdaMixer query-based detector (defaults: R-50 1x COCO).", [
-                .choice("backbone", "resnet50", ["resnet50", "resnet101"], doc: "Backbone network."),
-                .int("frozen_stages", 1, .between(-1, 4), doc: "Backbone stages with frozen weights (-1 = none)."),
+                .section("backbone", doc: "ResNet backbone (torchvision layout; C2-C5 feed the neck).", [
+                    .int("depth", 50, .between(18, 101), doc: "ResNet depth: 18 or 34 (BasicBlock), 50 or 101 (Bottleneck)."),
+                    .int("width", 64, .positive,
+                         doc: "Base width: stem channels and the first stage's planes (64 = torchvision). C2-C5 have "
+                            + "width, 2, 4, 8 x width channels (x4 for depth 50/101)."),
+                    .choice("norm", "frozen_bn", ["frozen_bn", "group_norm"],
+                            doc: "frozen_bn = eval-mode BatchNorm with frozen statistics (pretrained backbones); "
+                                + "group_norm = GroupNorm with a trainable affine (randomly initialised backbones)."),
+                    .int("norm_groups", 32, .positive, doc: "group_norm: groups of every norm layer; width must be a multiple."),
+                    .int("frozen_stages", 1, .between(-1, 4),
+                         doc: "Stages with frozen weights (mmdetection's frozen_stages): -1 = none, 0 = the stem, "
+                            + "k = the stem and layer1..layerk."),
+                    .string("pretrained", "",
+                            doc: "Weights file (safetensors, or HDF5 with one dataset per name at the root) with torchvision's "
+                                + "ResNet names, loaded over the random init; fc.* and num_batches_tracked are skipped. "
+                                + "Empty = none."),
+                ]),
                 .int("num_queries", 100, .positive, doc: "Object queries."),
                 .int("num_stages", 6, .positive, doc: "Decoder stages."),
                 .int("content_dim", 256, .positive, doc: "Query content width."),
@@ -76,6 +101,11 @@ extension ConfigSchema {
                 .int("in_points", 32, .positive, doc: "Sampling points per group (P_in)."),
                 .int("out_points", 128, .positive, doc: "Mixer output points (P_out)."),
                 .int("num_classes", 80, .positive, doc: "Object classes."),
+                .section("test", doc: "Evaluation of the detector.", [
+                    .int("max_per_img", 100, .positive,
+                         doc: "Detections kept per image at evaluation: the top scores over all queries x classes "
+                            + "(mmdetection's test_cfg max_per_img; 300 for the 300-query configs)."),
+                ]),
                 .section("lors", doc: "LORS in the decoder's mixing (FactorizedAdaptiveMixing): LORSA for the ACM/ASM "
                             + "weights M and S, LORST for W_o. The official setting also uses sampling_groups 2, in_points 64.", [
                     .bool("enabled", false, doc: "Replace each stage's mixing with one shared + per-stage private module."),
@@ -248,6 +278,19 @@ extension ConfigSchema {
                 guard width % 32 == 0 else {
                     throw ConfigError(.inconsistent(keys: ["model.adamixer.content_dim"],
                                                     detail: "content_dim \(width) is not a multiple of 32 (the neck's GroupNorm has 32 groups)"))
+                }
+            },
+            ConfigRule("adamixer: backbone depth 18, 34, 50 or 101; width divisible by norm_groups") { config in
+                let depth = config.int("model.adamixer.backbone.depth")
+                guard [18, 34, 50, 101].contains(depth) else {
+                    throw ConfigError(.inconsistent(keys: ["model.adamixer.backbone.depth"],
+                                                    detail: "depth \(depth) is not a ResNet depth lors builds (18, 34, 50 or 101)"))
+                }
+                guard config.string("model.type") == "adamixer", config.string("model.adamixer.backbone.norm") == "group_norm" else { return }
+                let width = config.int("model.adamixer.backbone.width"), groups = config.int("model.adamixer.backbone.norm_groups")
+                guard width % groups == 0 else {
+                    throw ConfigError(.inconsistent(keys: ["model.adamixer.backbone.width", "model.adamixer.backbone.norm_groups"],
+                                                    detail: "width \(width) is not a multiple of norm_groups \(groups) (GroupNorm)"))
                 }
             },
             ConfigRule("adamixer + lors: one group count per stage") { config in

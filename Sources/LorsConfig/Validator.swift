@@ -48,13 +48,24 @@ struct Validator {
         for entry in entries where !nodes.contains(where: { $0.name == entry.key }) {
             let path = prefix.isEmpty ? entry.key : "\(prefix).\(entry.key)"
             if acceptingRetiredKeys && schema.retiredKeys.contains(path) { continue }
+            if let replacement = schema.retiredKeyReplacements[path] {
+                throw ConfigError(.retiredKey(path: path, replacement: replacement), at: entry.origin)
+            }
             throw ConfigError(.unknownKey(path: path, suggestion: suggestion(for: path)), at: entry.origin)
         }
         for node in nodes {
             let path = prefix.isEmpty ? node.name : "\(prefix).\(node.name)"
-            let entry = entries.first { $0.key == node.name }
+            var entry = entries.first { $0.key == node.name }
             switch node {
             case let .section(_, _, children):
+                // A retired scalar key whose name is now a section (`backbone: resnet50` became `backbone: {depth: 50}`).
+                if let value = entry?.value, !value.isNull, value.entries == nil, schema.retiredKeys.contains(path) {
+                    if acceptingRetiredKeys {
+                        entry = nil
+                    } else if let replacement = schema.retiredKeyReplacements[path] {
+                        throw ConfigError(.retiredKey(path: path, replacement: replacement), at: value.origin)
+                    }
+                }
                 try walk(children, raw: entry?.value, prefix: path, values: &values, explicit: &explicit)
             case let .field(spec):
                 guard let entry else {

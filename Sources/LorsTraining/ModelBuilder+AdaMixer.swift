@@ -1,3 +1,4 @@
+import LorsCheckpoint
 import LorsConfig
 import LorsModels
 import LorsNN
@@ -7,7 +8,13 @@ extension ModelBuilder {
     public static func adamixerConfiguration(_ s: RunSettings.Model.AdaMixer) -> AdaMixerConfiguration {
         var a = AdaMixerConfiguration()
         a.backboneDepth = s.backbone.depth
-        a.frozenStages = s.frozenStages
+        a.backboneWidth = s.backbone.width
+        switch s.backbone.norm {
+        case .frozenBN: a.backboneNorm = .frozenBatchNorm
+        case .groupNorm: a.backboneNorm = .groupNorm(groups: s.backbone.normGroups)
+        }
+        a.frozenStages = s.backbone.frozenStages
+        a.backbonePretrained = s.backbone.pretrained.isEmpty ? nil : s.backbone.pretrained
         a.numQueries = s.numQueries
         a.numStages = s.numStages
         a.contentDim = s.contentDim
@@ -35,6 +42,25 @@ extension ModelBuilder {
     /// Builds the AdaMixer detector of `s` with uninitialised parameters (call `initializeParameters`).
     public static func adamixer(_ s: RunSettings.Model.AdaMixer) -> AdaMixerDetector {
         AdaMixerDetector(adamixerConfiguration(s))
+    }
+
+    /// Builds the AdaMixer detector of `s`, initialises its parameters from `seed`, then loads the backbone weights of
+    /// `model.adamixer.backbone.pretrained` over the random init (a file read: every rank gets the same weights).
+    /// Throws `PretrainedWeightsError` naming the file and the parameter when the file does not fit the backbone.
+    public static func initializedAdaMixer(_ s: RunSettings.Model.AdaMixer, seed: UInt64) throws -> AdaMixerDetector {
+        let detector = adamixer(s)
+        detector.initializeParameters(seed: seed)
+        if let path = detector.config.backbonePretrained {
+            try loadPretrainedBackbone(detector.backbone, from: path)
+        }
+        return detector
+    }
+
+    /// Loads torchvision ResNet weights (`conv1.weight`, `bn1.running_mean`, `layer1.0.downsample.0.weight`, ...) from
+    /// the safetensors or HDF5 file at `path` into `backbone`; `fc.*` and `*.num_batches_tracked` are skipped. Every
+    /// parameter and buffer must be in the file with its shape, and the file may hold nothing else.
+    public static func loadPretrainedBackbone(_ backbone: ResNet, from path: String) throws {
+        try PretrainedWeights.load(into: backbone, from: path, skipping: PretrainedWeights.torchvisionClassifierAndCounters)
     }
 
     /// Builds the model named by `model.type` (uninitialised).

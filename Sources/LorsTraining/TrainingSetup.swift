@@ -83,13 +83,14 @@ public enum TrainingSetup {
     }
 
     /// The detection task of `s`: the data of `data.*` (indexes read by rank 0 and broadcast) and the AdaMixer of
-    /// `model.adamixer.*`, initialised from `seed`.
+    /// `model.adamixer.*`, initialised from `seed` (then the backbone's `pretrained` weights, if any).
     public static func detectionTask(_ s: RunSettings, communicator: any Communicator = LocalCommunicator(),
                                      workDirectory: String) throws -> DetectionTask {
         try checkTrainable(s)
         let (train, val) = try DetectionDataSetup.readIndexes(s, communicator: communicator)
         let data = try DetectionDataSetup(s, trainIndex: train, valIndex: val)
-        return try DetectionTask(model: initializedAdaMixer(s), data: data, maxPerImage: 100, workDirectory: workDirectory)
+        return try DetectionTask(model: ModelBuilder.initializedAdaMixer(s.model.adamixer, seed: s.seed), data: data,
+                                 maxPerImage: s.model.adamixer.test.maxPerImage, workDirectory: workDirectory)
     }
 
     /// The task `lors eval` runs: the model of `s` (initialised; a checkpoint is loaded into it next) and only what
@@ -109,15 +110,9 @@ public enum TrainingSetup {
         case .adamixer:
             let val = try DetectionDataSetup.readValidationIndex(s, communicator: communicator)
             let data = try DetectionDataSetup(s, trainIndex: val, valIndex: val)
-            return try DetectionTask(model: initializedAdaMixer(s), data: data, maxPerImage: 100, workDirectory: workDirectory)
+            return try DetectionTask(model: ModelBuilder.initializedAdaMixer(s.model.adamixer, seed: s.seed), data: data,
+                                     maxPerImage: s.model.adamixer.test.maxPerImage, workDirectory: workDirectory)
         }
-    }
-
-    /// The AdaMixer of `model.adamixer.*`, initialised from `seed`.
-    static func initializedAdaMixer(_ s: RunSettings) throws -> AdaMixerDetector {
-        let model = ModelBuilder.adamixer(s.model.adamixer)
-        model.initializeParameters(seed: s.seed)
-        return model
     }
 
     /// The classification task of `s` (ViT).

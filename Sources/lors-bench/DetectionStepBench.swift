@@ -23,24 +23,23 @@ final class DetectorRunner: StepRunner {
     let criterion = AdaMixerCriterion()
     var times: [Double] = []
 
-    /// The small CPU detector (`configs/fmnist_det_adamixer*.yaml`'s model): ResNet-18 at width 32 with GroupNorm,
-    /// decoder width 64, FFN 256, 4 heads, 30 queries, 6 stages, 10 classes; vanilla G 4 × P_in 8, P_out 16; LORS G 2 ×
+    /// The small CPU detector (`configs/fmnist_det_adamixer*.yaml`'s model): ResNet-18 at width 32 with GroupNorm
+    /// (8 groups), decoder width 64, FFN 256, 8 heads, 30 queries, 6 stages, 10 classes; vanilla G 4 × P_in 8, P_out 16; LORS G 2 ×
     /// P_in 16 with LORSA rank 4 (groups 1,1,2,2,3,3) and LORST rank 2.
     static func tiny(lors: Bool) -> AdaMixerConfiguration {
         var c = AdaMixerConfiguration()
         c.backboneDepth = 18
         c.backboneWidth = 32
-        c.backboneNorm = .groupNorm(groups: 16)
+        c.backboneNorm = .groupNorm(groups: 8)
         c.frozenStages = -1
         c.numQueries = 30
         c.contentDim = 64
         c.feedforwardChannels = 256
-        c.numHeads = 4
+        c.numHeads = 8
         c.samplingGroups = 4
         c.inPoints = 8
         c.outPoints = 16
         c.numClasses = 10
-        c.neckGroups = 16
         if lors {
             c.samplingGroups = 2
             c.inPoints = 16

@@ -52,7 +52,7 @@ final class RunSettingsTests: XCTestCase {
         let enums: [String: [String]] = [
             S.Model.Key.type: raw(S.Model.Kind.self),
             S.Model.LORS.Key.targets: raw(S.Model.LORS.Target.self),
-            S.Model.AdaMixer.Key.backbone: raw(S.Model.AdaMixer.Backbone.self),
+            S.Model.AdaMixer.Backbone.Key.norm: raw(S.Model.AdaMixer.Backbone.Norm.self),
             S.Model.AdaMixer.LORS.Key.sharedInit: raw(S.Model.AdaMixer.LORS.SharedInit.self),
             S.Data.Key.dataset: raw(S.Data.Dataset.self),
             S.Data.Key.pipeline: raw(S.Data.Pipeline.self),
@@ -98,8 +98,9 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertTrue(s.model.vit.qkvBias)
         XCTAssertFalse(s.model.lors.enabled)
         XCTAssertEqual(s.model.lors.targets, [.qkv, .proj, .fc1, .fc2])
-        XCTAssertEqual(s.model.adamixer.backbone, .resnet50)
-        XCTAssertEqual(s.model.adamixer.backbone.depth, 50)
+        XCTAssertEqual(s.model.adamixer.backbone, .init(depth: 50, width: 64, norm: .frozenBN, normGroups: 32, frozenStages: 1,
+                                                         pretrained: ""))
+        XCTAssertEqual(s.model.adamixer.test.maxPerImage, 100)
         XCTAssertEqual(s.model.adamixer.lors.sharedInit, .official)
         XCTAssertEqual(s.data.dataset, .fashionMNIST)
         XCTAssertEqual(s.data.root, "/usr/share/datasets/fashion-mnist")
@@ -218,7 +219,17 @@ final class RunSettingsTests: XCTestCase {
         let r50 = try settings(config: "adamixer_r50_1x_coco.yaml")
         XCTAssertEqual(r50.model.type, .adamixer)
         XCTAssertEqual(r50.data.dataset, .coco)
-        XCTAssertEqual(r50.model.adamixer.backbone, .resnet50)
+        XCTAssertEqual(r50.model.adamixer.backbone, .init(depth: 50, width: 64, norm: .frozenBN, normGroups: 32, frozenStages: 1,
+                                                           pretrained: "data/pretrained/resnet50.safetensors"))
+        XCTAssertEqual(r50.model.adamixer.test.maxPerImage, 100)
+        XCTAssertEqual(r50.model.adamixer.numQueries, 100)
+        XCTAssertEqual(r50.optimizer.type, .adamw)
+        XCTAssertEqual(r50.optimizer.lr, 2.5e-5)
+        XCTAssertEqual(r50.train.gradClip, 1.0)
+        XCTAssertEqual(r50.train.batchSize, 16)
+        XCTAssertEqual(r50.schedule.warmupIters, 500)
+        XCTAssertEqual(r50.schedule.warmupRatio, 0.001)
+        XCTAssertEqual(r50.schedule.warmupEpochs, 0)
         XCTAssertEqual(r50.model.adamixer.samplingGroups, 4)
         XCTAssertFalse(r50.model.adamixer.lors.enabled)
         XCTAssertEqual(r50.schedule.policy, .step, "the 1x preset")
@@ -227,9 +238,11 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertEqual(r50.optimizer.weightDecay, 1e-4)
 
         let r101 = try settings(config: "adamixer_r101_lors_300q_3x_coco.yaml")
-        XCTAssertEqual(r101.model.adamixer.backbone, .resnet101)
         XCTAssertEqual(r101.model.adamixer.backbone.depth, 101)
+        XCTAssertEqual(r101.model.adamixer.backbone.pretrained, "data/pretrained/resnet101.safetensors")
+        XCTAssertEqual(r101.model.adamixer.backbone.frozenStages, 1)
         XCTAssertEqual(r101.model.adamixer.numQueries, 300)
+        XCTAssertEqual(r101.model.adamixer.test.maxPerImage, 300)
         XCTAssertEqual(r101.model.adamixer.samplingGroups, 2)
         XCTAssertEqual(r101.model.adamixer.inPoints, 64)
         XCTAssertTrue(r101.model.adamixer.lors.enabled)
@@ -244,6 +257,16 @@ final class RunSettingsTests: XCTestCase {
             XCTAssertEqual(try settings(config: config).data.pipeline, .standard, config)
         }
         XCTAssertEqual(r101.data.pipeline, .multiscaleCrop)
+
+        // R-50 + LORS, 300 queries, 3x with crops: the R-101 config's settings on ResNet-50.
+        let r50q300 = try settings(config: "adamixer_r50_lors_300q_3x_coco.yaml")
+        var expected = r101
+        expected.model.adamixer.backbone.depth = 50
+        expected.model.adamixer.backbone.pretrained = "data/pretrained/resnet50.safetensors"
+        XCTAssertEqual(r50q300, expected)
+        XCTAssertEqual(r50q300.train.epochs, 36)
+        XCTAssertEqual(r50q300.optimizer, r50.optimizer)
+        XCTAssertEqual(r50q300.train.gradClip, 1.0)
         XCTAssertEqual(r50.data.path(r50.data.trainAnnotations), "data/coco/annotations/instances_train2017.json")
         XCTAssertEqual(r50.data.path(r50.data.valImages), "data/coco/val2017")
         XCTAssertTrue(r50.data.filterEmptyGT)
@@ -258,8 +281,21 @@ final class RunSettingsTests: XCTestCase {
             XCTAssertEqual(s.data.path(s.data.trainImages), "data/fmnist_det/train", config)
             XCTAssertEqual(s.data.path(s.data.valImages), "data/fmnist_det/val", config)
         }
-        XCTAssertTrue(try settings(config: "fmnist_det_adamixer_lors.yaml").model.adamixer.lors.enabled)
-        XCTAssertFalse(try settings(config: "fmnist_det_adamixer.yaml").model.adamixer.lors.enabled)
+        // Their CPU model: random-init ResNet-18 at width 32 with GroupNorm and a narrow decoder.
+        let vanilla = try settings(config: "fmnist_det_adamixer.yaml"), lors = try settings(config: "fmnist_det_adamixer_lors.yaml")
+        for s in [vanilla, lors] {
+            XCTAssertEqual(s.model.adamixer.backbone, .init(depth: 18, width: 32, norm: .groupNorm, normGroups: 8, frozenStages: -1,
+                                                             pretrained: ""))
+            XCTAssertEqual([s.model.adamixer.contentDim, s.model.adamixer.feedforwardChannels, s.model.adamixer.numHeads,
+                            s.model.adamixer.outPoints, s.model.adamixer.numQueries, s.model.adamixer.numStages], [64, 256, 8, 16, 30, 6])
+        }
+        XCTAssertEqual([vanilla.model.adamixer.samplingGroups, vanilla.model.adamixer.inPoints], [4, 8])
+        XCTAssertFalse(vanilla.model.adamixer.lors.enabled)
+        XCTAssertEqual([lors.model.adamixer.samplingGroups, lors.model.adamixer.inPoints], [2, 16])
+        XCTAssertTrue(lors.model.adamixer.lors.enabled)
+        XCTAssertEqual(lors.model.adamixer.lors.lorsaRank, 4)
+        XCTAssertEqual(lors.model.adamixer.lors.lorsaGroups, [1, 1, 2, 2, 3, 3])
+        XCTAssertEqual(lors.model.adamixer.lors.lorstRank, 2)
     }
 
     // MARK: - overrides
@@ -271,7 +307,8 @@ final class RunSettingsTests: XCTestCase {
             "train.grad_clip=null", "train.threads=3", "log.level=debug", "log.tensorboard=false", "dist.zero1=true",
             "dist.bucket_cap_mb=0.5", "checkpoint.interval_steps=10", "checkpoint.keep_last=1",
             "data.dataset=synthetic", "data.mean=[0.5]", "data.std=[0.25]", "data.max_train_samples=64",
-            "model.lors.targets=[fc2, qkv]", "model.adamixer.lors.shared_init=paper", "model.adamixer.backbone=resnet101",
+            "model.lors.targets=[fc2, qkv]", "model.adamixer.lors.shared_init=paper", "model.adamixer.backbone.depth=101",
+            "model.adamixer.backbone.norm=group_norm", "model.adamixer.backbone.pretrained=w.safetensors", "model.adamixer.test.max_per_img=7",
         ])
         XCTAssertEqual(s.seed, 42)
         XCTAssertEqual(s.optimizer.type, .sgd)
@@ -295,7 +332,10 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertEqual(s.data.maxTrainSamples, 64)
         XCTAssertEqual(s.model.lors.targets, [.fc2, .qkv])
         XCTAssertEqual(s.model.adamixer.lors.sharedInit, .paper)
-        XCTAssertEqual(s.model.adamixer.backbone, .resnet101)
+        XCTAssertEqual(s.model.adamixer.backbone.depth, 101)
+        XCTAssertEqual(s.model.adamixer.backbone.norm, .groupNorm)
+        XCTAssertEqual(s.model.adamixer.backbone.pretrained, "w.safetensors")
+        XCTAssertEqual(s.model.adamixer.test.maxPerImage, 7)
         for policy in S.Schedule.Policy.allCases {
             XCTAssertEqual(try settings(yaml: "lr_schedule: {policy: \(policy.rawValue)}").schedule.policy, policy)
         }

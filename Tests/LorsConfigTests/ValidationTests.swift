@@ -122,8 +122,41 @@ final class ValidationTests: ConfigTestCase {
         assertConfigError(try ConfigLoader(schema: schema, acceptingRetiredKeys: true).load(yaml: "data:\n  old_kez: 0\n"),
                           contains: ["data.old_kez"])
         // data.num_workers was retired and is declared again (detection loader threads): a stored config keeps it.
-        XCTAssertEqual(ConfigSchema.lors.retiredKeys, [])
+        XCTAssertEqual(ConfigSchema.lors.retiredKeys, ["model.adamixer.backbone", "model.adamixer.frozen_stages"])
         let workers = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: "data:\n  num_workers: 2\n")
         XCTAssertEqual(workers.int("data.num_workers"), 2)
+    }
+
+    /// The AdaMixer backbone choice and frozen_stages moved into `model.adamixer.backbone.*`: a config that still sets
+    /// them gets an error naming the new key; a stored config holding them (every stored config renders all keys) loads.
+    func testRetiredAdaMixerBackboneKeys() throws {
+        let loader = ConfigLoader(schema: .lors)
+        assertConfigError(try loader.load(yaml: "model:\n  adamixer:\n    backbone: resnet101\n"),
+                          contains: ["model.adamixer.backbone", "replaced", "model.adamixer.backbone.depth", "101", "<string>:3"])
+        assertConfigError(try loader.load(yaml: "model:\n  adamixer:\n    frozen_stages: 2\n"),
+                          contains: ["model.adamixer.frozen_stages", "replaced", "model.adamixer.backbone.frozen_stages"])
+        assertConfigError(try loader.load(yaml: "", overrides: ["model.adamixer.backbone=resnet50"]),
+                          contains: ["model.adamixer.backbone", "model.adamixer.backbone.depth"])
+        let stored = "model:\n  adamixer:\n    backbone: resnet101\n    frozen_stages: 2\n    num_queries: 7\n"
+        let config = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: stored)
+        XCTAssertEqual(config.int("model.adamixer.num_queries"), 7)
+        XCTAssertEqual(config.int("model.adamixer.backbone.depth"), 50, "the retired choice is dropped, the section keeps its defaults")
+        XCTAssertEqual(config.int("model.adamixer.backbone.frozen_stages"), 1)
+        // The new section in a stored config is read as usual.
+        let current = try ConfigLoader(schema: .lors, acceptingRetiredKeys: true).load(yaml: "model:\n  adamixer:\n    backbone: {depth: 18}\n")
+        XCTAssertEqual(current.int("model.adamixer.backbone.depth"), 18)
+        // A schema extension keeps the retired keys.
+        XCTAssertEqual(ConfigSchema.lors.adding(rule: ConfigRule("none") { _ in }).retiredKeyReplacements.count, 2)
+    }
+
+    func testAdaMixerBackboneRules() throws {
+        let loader = ConfigLoader(schema: .lors)
+        assertConfigError(try loader.load(yaml: "model:\n  adamixer:\n    backbone: {depth: 42}\n"),
+                          contains: ["model.adamixer.backbone.depth", "42", "18, 34, 50 or 101"])
+        assertConfigError(try loader.load(yaml: "model:\n  type: adamixer\n  adamixer:\n    backbone: {width: 24, norm: group_norm, norm_groups: 16}\n"),
+                          contains: ["model.adamixer.backbone.width", "model.adamixer.backbone.norm_groups", "24", "16"])
+        XCTAssertNoThrow(try loader.load(yaml: "model:\n  type: adamixer\n  adamixer:\n    backbone: {width: 24, norm: group_norm, norm_groups: 8}\n"))
+        XCTAssertNoThrow(try loader.load(yaml: "model:\n  type: adamixer\n  adamixer:\n    backbone: {width: 24, norm: frozen_bn, norm_groups: 16}\n"),
+                         "norm_groups only matters for group_norm")
     }
 }

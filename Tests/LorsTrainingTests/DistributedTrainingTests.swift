@@ -65,13 +65,15 @@ enum DistributedTrainingSupport {
         }
     }
 
-    /// The largest per-tensor max|a − b| / max|a| and its tensor.
-    static func worst(_ a: [String: [Float]], _ b: [String: [Float]]) -> (Float, String) {
+    /// The largest per-tensor max|a − b| / max(max|a|, floor) and its tensor (`floor` > 0 for tensors that stay at
+    /// rounding noise, such as a conv bias that the GroupNorm after it cancels).
+    static func worst(_ a: [String: [Float]], _ b: [String: [Float]], floor: Float = 0) -> (Float, String) {
         var worst: (Float, String) = (0, "")
         for (name, x) in a {
             guard let y = b[name], y.count == x.count else { return (.infinity, name) }
             var diff: Float = 0, scale: Float = 0
             for i in x.indices { diff = max(diff, abs(x[i] - y[i])); scale = max(scale, abs(x[i])) }
+            scale = max(scale, floor)
             let d = scale == 0 ? diff : diff / scale
             if d > worst.0 || d.isNaN { worst = (d, name) }
         }

@@ -44,11 +44,60 @@ final class ParamsTests: XCTestCase {
         XCTAssertEqual(millions(r.total), 78.91)
     }
 
+    func testR50LORS300Queries() throws {
+        let r = try report("adamixer_r50_lors_300q_3x_coco")
+        // The R-50 LORS model plus 200 more queries (box 4 + content 256 each).
+        XCTAssertEqual(r.total, 59_866_872 + 200 * (4 + 256))
+        XCTAssertEqual(millions(r.total), 59.92)
+        XCTAssertEqual(r.components["decoder"], 9_407_784 + 25_940_480)
+    }
+
+    /// The CPU detector of the fmnist_det configs, counted from the layer formulas: C = 64, FFN 256, 8 heads, 10 classes,
+    /// P_out 16, 6 stages; vanilla G = 4, P_in = 8; LORS G = 2, P_in = 16, LORSA r = 4, K = [1,1,2,2,3,3], LORST r = 2.
+    func testFashionMNISTDetectorCounts() throws {
+        let c = 64, ffn = 256, classes = 10, pOut = 16, stages = 6
+        func linear(_ i: Int, _ o: Int) -> Int { i * o + o }
+        // attention (qkv, proj, norm, tau), offsets, FFN + norm, class and box heads (Linear, LN, Linear).
+        func unchanged(groups g: Int, inPoints p: Int) -> Int {
+            linear(c, 3 * c) + linear(c, c) + 2 * c + 8 + linear(c, g * p * 3) + linear(c, ffn) + linear(ffn, c) + 2 * c
+                + linear(c, c) + 2 * c + linear(c, classes) + linear(c, c) + 2 * c + linear(c, 4)
+        }
+        let g = 4, p = 8, cg = c / g
+        let vanillaMixing = linear(c, g * (cg * cg + p * pOut)) + linear(g * pOut * cg, c) + 2 * c
+        let vanilla = stages * (unchanged(groups: g, inPoints: p) + vanillaMixing)
+        XCTAssertEqual(try report("fmnist_det_adamixer").components["decoder"], vanilla)
+        XCTAssertEqual(vanilla, 1_387_716)
+
+        let gl = 2, pl = 16, cgl = c / gl, r = 4, k = [1, 1, 2, 2, 3, 3], rt = 2, flat = gl * pOut * cgl
+        let shared = linear(c, gl * (cgl * cgl + pl * pOut)) + c * flat
+        let lorsa = k.map { k in linear(c, 2 * gl * k * r * r) + gl * k * (cgl * r + r * cgl + pOut * r + r * pl) }.reduce(0, +)
+        let lorst = stages * (rt * flat + c * rt + c + 2 * c)
+        let lors = stages * unchanged(groups: gl, inPoints: pl) + shared + lorsa + lorst
+        let lorsReport = try report("fmnist_det_adamixer_lors")
+        XCTAssertEqual(lorsReport.components["decoder"], lors)
+        XCTAssertEqual(lors, 699_588)
+        // Backbone: ResNet-18 at width 32 with GroupNorm (its affines only), nothing frozen.
+        func conv(_ i: Int, _ o: Int, _ k: Int) -> Int { i * o * k * k }
+        var backbone = conv(3, 32, 7) + 2 * 32
+        var inChannels = 32
+        for stage in 0..<4 {
+            let planes = 32 << stage
+            for block in 0..<2 {
+                backbone += conv(inChannels, planes, 3) + conv(planes, planes, 3) + 4 * planes
+                if block == 0 && stage > 0 { backbone += conv(inChannels, planes, 1) + 2 * planes }
+                inChannels = planes
+            }
+        }
+        XCTAssertEqual(lorsReport.components["backbone"], backbone)
+        XCTAssertEqual(backbone, 2_798_880)
+        XCTAssertEqual(lorsReport.trainable, lorsReport.total, "frozen_stages -1")
+    }
+
     func testVanillaVariants() throws {
         XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.sampling_groups=2", "model.adamixer.in_points=64"])
             .components["decoder"]!), 135.54)
         XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.num_queries=300"]).total), 134.84)
-        XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.num_queries=300", "model.adamixer.backbone=resnet101"])
+        XCTAssertEqual(millions(try report("adamixer_r50_1x_coco", ["model.adamixer.num_queries=300", "model.adamixer.backbone.depth=101"])
             .total), 153.84)
     }
 

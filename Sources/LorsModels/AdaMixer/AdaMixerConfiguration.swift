@@ -1,13 +1,16 @@
 /// Shape settings of the AdaMixer detector (defaults: R-50 1x COCO, docs/lors.md "The AdaMixer decoder").
 public struct AdaMixerConfiguration: Sendable, Equatable {
-    /// ResNet depth: 18, 34 (BasicBlock), 50 or 101 (Bottleneck).
+    /// ResNet depth: 18, 34, 50 or 101.
     public var backboneDepth = 50
-    /// Channels of the ResNet stem and first stage (64 = torchvision; smaller for CPU models).
+    /// ResNet base width (stem channels, first stage's planes); 64 is torchvision's layout.
     public var backboneWidth = 64
-    /// Normalisation of the ResNet (frozen BatchNorm for pretrained weights, GroupNorm from scratch).
+    /// Normalisation of the backbone's convs.
     public var backboneNorm = ResNetNorm.frozenBatchNorm
     /// Backbone stages with frozen weights (mmdet's `frozen_stages`): -1 = none, 0 = the stem, k = stem + layer1…layerk.
     public var frozenStages = 1
+    /// Weights file with torchvision ResNet names for the backbone (nil = none). The detector does not read it:
+    /// the model builder loads it after initialising the parameters.
+    public var backbonePretrained: String?
     /// Object queries N.
     public var numQueries = 100
     /// Decoder stages.
