@@ -62,7 +62,13 @@ public final class TrainingRun {
         }
         log.info("lors train \(config.sourceFile) → \(workDirectory) (rank \(communicator.rank) of \(communicator.size))")
 
-        let task = try TrainingSetup.task(settings, communicator: communicator, workDirectory: workDirectory)
+        let task: any TrainingTask
+        do {
+            task = try TrainingSetup.task(settings, communicator: communicator, workDirectory: workDirectory)
+        } catch {
+            log.error("\(error)")  // log.txt says why the run stopped (a missing set, a model that does not fit its data)
+            throw error
+        }
         let loop = TrainingSetup.settings(settings)
         let iterations = max(1, Trainer.sampler(task, settings: loop).batchesPerEpoch)
         let optimizer = TrainingSetup.optimizer(settings.optimizer, model: task.model)

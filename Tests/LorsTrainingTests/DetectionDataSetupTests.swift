@@ -75,8 +75,9 @@ final class DetectionDataSetupTests: XCTestCase {
         XCTAssertEqual(setup.trainCount, trainIndex.count)
         XCTAssertEqual(setup.valCount, 3, "data.max_test_samples")
         XCTAssertEqual(setup.numWorkers, 2)
-        XCTAssertEqual(setup.train.pipeline, .multiscaleCrop)
-        XCTAssertEqual(setup.val.pipeline, .test)
+        // The config's data.img_scale [256, 256] reaches both pipelines.
+        XCTAssertEqual(setup.train.pipeline, DetectionPipeline(.multiscaleCrop, longSide: 256, shortSide: 256))
+        XCTAssertEqual(setup.val.pipeline, DetectionPipeline(.test, longSide: 256, shortSide: 256))
         XCTAssertEqual(setup.train.normalization, .imagenet)
 
         let sampler = DistributedSampler(groups: DistributedSampler.orientationGroups(widths: trainIndex.widths, heights: trainIndex.heights),
@@ -84,7 +85,8 @@ final class DetectionDataSetupTests: XCTestCase {
         XCTAssertEqual(setup.sampler.batches(epoch: 1), sampler.batches(epoch: 1))
         XCTAssertEqual(setup.batchesPerEpoch, sampler.batchesPerEpoch)
 
-        let train = DetectionBatchAssembler(index: trainIndex, imageDirectory: dir + "/train", pipeline: .multiscaleCrop, seed: 3)
+        let train = DetectionBatchAssembler(index: trainIndex, imageDirectory: dir + "/train",
+                                            pipeline: DetectionPipeline(.multiscaleCrop, longSide: 256, shortSide: 256), seed: 3)
         let globals = sampler.batches(epoch: 1)
         let got = try drain(setup.trainLoader(epoch: 1, rank: 1, worldSize: 2))
         XCTAssertEqual(got.count, globals.count)
@@ -95,7 +97,8 @@ final class DetectionDataSetupTests: XCTestCase {
         let resumed = try drain(setup.trainLoader(epoch: 1, firstBatch: 1, rank: 1, worldSize: 2))
         XCTAssertEqual(resumed.map(\.imageIndices), Array(got.dropFirst()).map(\.imageIndices))
 
-        let val = DetectionBatchAssembler(index: valIndex, imageDirectory: dir + "/val", pipeline: .test, seed: 3)
+        let val = DetectionBatchAssembler(index: valIndex, imageDirectory: dir + "/val",
+                                          pipeline: DetectionPipeline(.test, longSide: 256, shortSide: 256), seed: 3)
         let valBatches = try drain(setup.valLoader())
         XCTAssertEqual(valBatches.map(\.imageIndices), [[0, 1], [2]])
         for batch in valBatches {
@@ -110,7 +113,7 @@ final class DetectionDataSetupTests: XCTestCase {
         XCTAssertFalse(setup.trainIndex.options.filterEmptyGT)
         XCTAssertEqual(setup.trainIndex.options.minImageSize, 32)
         XCTAssertTrue(setup.train.skipBadImages && setup.val.skipBadImages)
-        XCTAssertEqual(setup.train.pipeline, .standard)
+        XCTAssertEqual(setup.train.pipeline, DetectionPipeline(.standard, longSide: 256, shortSide: 256))
         XCTAssertEqual(setup.trainCount, 4)
         XCTAssertEqual(setup.sampler.datasetSize, 4)
         XCTAssertEqual(setup.train.normalization, DetectionNormalization(mean: [127.5, 127.5, 127.5], std: [63.75, 63.75, 63.75]))
@@ -199,7 +202,7 @@ final class DetectionDataSetupTests: XCTestCase {
 
     /// Every shipped config resolves (`lors config`); the detection set's configs build their models (`lors params`)
     /// and are refused by `lors train` before any data is read.
-    func testShippedConfigsLoadAndTheDetectionConfigsAreRefusedForTraining() throws {
+    func testShippedConfigsLoadAndTheDetectionConfigsNameAMissingSet() throws {
         let configs = Self.root.appendingPathComponent("configs").path
         let names = try FileManager.default.contentsOfDirectory(atPath: configs).filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertTrue(names.contains("fmnist_det_adamixer.yaml") && names.contains("fmnist_det_adamixer_lors.yaml"), "\(names)")
@@ -218,7 +221,9 @@ final class DetectionDataSetupTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains("/nonexistent/fmnist_det/annotations/instances_train.json (data.train_annotations) does not exist"),
                               "\(error)")
             }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: work))
+            let log = (try? String(contentsOfFile: work + "/log.txt", encoding: .utf8)) ?? ""
+            XCTAssertTrue(log.contains("lors make-detection --out /nonexistent/fmnist_det"), "the log says why the run stopped: \(log)")
+            try? FileManager.default.removeItem(atPath: work)
         }
     }
 }
