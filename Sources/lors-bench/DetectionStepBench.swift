@@ -24,8 +24,8 @@ final class DetectorRunner: StepRunner {
     var times: [Double] = []
 
     /// The small CPU detector (`configs/fmnist_det_adamixer*.yaml`'s model): ResNet-18 at width 32 with GroupNorm
-    /// (8 groups), decoder width 64, FFN 256, 8 heads, 30 queries, 6 stages, 10 classes; vanilla G 4 × P_in 8, P_out 16; LORS G 2 ×
-    /// P_in 16 with LORSA rank 4 (groups 1,1,2,2,3,3) and LORST rank 2.
+    /// (8 groups), decoder width 64, FFN 256, 8 heads, 30 queries, 6 stages, 10 classes; vanilla G 4 × P_in 16, P_out 64; LORS G 2 ×
+    /// P_in 32 with LORSA rank 4 (groups 1,1,2,2,3,3) and LORST rank 2.
     static func tiny(lors: Bool) -> AdaMixerConfiguration {
         var c = AdaMixerConfiguration()
         c.backboneDepth = 18
@@ -37,12 +37,12 @@ final class DetectorRunner: StepRunner {
         c.feedforwardChannels = 256
         c.numHeads = 8
         c.samplingGroups = 4
-        c.inPoints = 8
-        c.outPoints = 16
+        c.inPoints = 16
+        c.outPoints = 64
         c.numClasses = 10
         if lors {
             c.samplingGroups = 2
-            c.inPoints = 16
+            c.inPoints = 32
             var l = AdaMixerLORSConfiguration()
             l.lorsaRank = 4
             l.lorstRank = 2
