@@ -232,6 +232,53 @@ final class DetectionTrainingTests: XCTestCase {
         XCTAssertFalse(filtered.data.trainIndex.imageIDs.contains(1))
     }
 
+    /// Bad input stops `lors train` on a detector with exit code 1 and an error naming what is wrong: a missing image
+    /// (its file and image id), a corrupt JPEG, malformed JSON (file, line and column), an annotation with a negative
+    /// width (its id), a category id not in `categories`.
+    func testBadInputStopsTrainingWithExitOne() throws {
+        let root = (directory as NSString).appendingPathComponent("set")
+        var options = DetectionSynthesis.Options(outputDirectory: root)
+        options.trainImages = 8
+        options.valImages = 2
+        options.size = 64
+        options.seed = 3
+        options.format = .jpeg
+        options.fashionMNISTRoot = DetectionTrainingSupport.fashionMNIST
+        _ = try DetectionSynthesis.generate(options)
+        _ = try DetectionTrainingSupport.config(directory, root: root)
+        let trainJSON = root + "/annotations/instances_train.json"
+        let original = try String(contentsOfFile: trainJSON, encoding: .utf8)
+        let index = try COCODetectionIndex(path: trainJSON, options: .test)
+        let firstImage = root + "/train/" + index.fileName(0)
+        let pixels = try Data(contentsOf: URL(fileURLWithPath: firstImage))
+
+        func train(_ what: String, expecting fragments: [String]) throws {
+            let run = try runProcess(builtExecutable("lors"), ["train", directory + "/dp.yaml", "--work-dir", directory + "/work-\(what)",
+                                                               "--set", "train.batch_size=8", "--set", "train.max_steps=1"])
+            XCTAssertEqual(run.status, 1, "\(what): \(run.stderr)")
+            for fragment in fragments { XCTAssertTrue(run.stderr.contains(fragment), "\(what): '\(fragment)' in \(run.stderr)") }
+        }
+        // Every training image is in the first global batch of 8.
+        try FileManager.default.removeItem(atPath: firstImage)
+        try train("missing", expecting: [index.fileName(0), "image \(index.imageIDs[0])"])
+        try Data(pixels.prefix(200) + Data(repeating: 0x5A, count: 300)).write(to: URL(fileURLWithPath: firstImage))
+        try train("corrupt", expecting: [index.fileName(0), "image \(index.imageIDs[0])"])
+        try pixels.write(to: URL(fileURLWithPath: firstImage))
+
+        try (original.replacingOccurrences(of: "\"annotations\"", with: "\"annotations\" [")).write(toFile: trainJSON, atomically: true, encoding: .utf8)
+        try train("malformed", expecting: ["instances_train.json:1:", "malformed JSON"])  // file:line:column
+        guard let range = original.range(of: "\"bbox\":[") else { return XCTFail("no bbox in \(trainJSON)") }
+        let afterX = original[range.upperBound...].firstIndex(of: ",")!
+        let afterY = original[original.index(after: afterX)...].firstIndex(of: ",")!
+        let negative = original.replacingCharacters(in: original.index(after: afterY)..<original.index(after: afterY), with: "-")
+        try negative.write(toFile: trainJSON, atomically: true, encoding: .utf8)
+        try train("negative width", expecting: ["instances_train.json", "negative width", "id"])
+        let unknown = original.replacingOccurrences(of: "\"category_id\":3,", with: "\"category_id\":99,")
+        XCTAssertNotEqual(unknown, original)
+        try unknown.write(toFile: trainJSON, atomically: true, encoding: .utf8)
+        try train("unknown category", expecting: ["instances_train.json", "category_id 99", "not in 'categories'"])
+    }
+
     /// More classes in the config than categories in the set stops `lors train` before training, naming the key, the
     /// file and both numbers, with a non-zero exit code.
     func testClassCountMismatchIsAnErrorOfTheCommand() throws {
