@@ -297,14 +297,9 @@ final class DetectionTrainingTests: XCTestCase {
 /// rank: 5 SGD steps with the same global batch agree to 1e-5. Runs only with LORS_EXPECT_RANKS (cluster/test.sh).
 final class MPIDetectionTrainingTests: XCTestCase {
     func testMPIDetectorEqualsSimulatedRanksAndOneRank() throws {
-        guard let text = ProcessInfo.processInfo.environment["LORS_EXPECT_RANKS"], let expected = Int(text) else {
-            throw XCTSkip("multi-rank MPI test: run under mpirun with LORS_EXPECT_RANKS=N (bash cluster/test.sh)")
-        }
-        let world = try MPICommunicator()
-        XCTAssertEqual(world.size, expected)
-        let mine = try DistributedTrainingSupport.temporaryDirectory()
-        let shared = String(decoding: try world.broadcast(bytes: Array(mine.utf8), root: 0), as: UTF8.self)
-        defer { if world.rank == 0 { try? FileManager.default.removeItem(atPath: shared) } else { try? FileManager.default.removeItem(atPath: mine) } }
+        let (world, mine, shared, cleanUp) = try DistributedTrainingSupport.mpiWorld()
+        defer { cleanUp() }
+        let expected = world.size
         // Rank 0 makes the set in its directory; every rank reads it there.
         if world.rank == 0 { _ = try DetectionTrainingSupport.makeSet(in: shared) }
         try world.barrier()

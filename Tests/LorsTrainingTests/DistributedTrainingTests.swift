@@ -80,6 +80,20 @@ enum DistributedTrainingSupport {
         return worst
     }
 
+    /// Under mpirun with LORS_EXPECT_RANKS=N: the world (checked to have N ranks), a fresh directory of this rank and
+    /// rank 0's directory (the same on every rank, where only rank 0 writes), and a clean-up for both. Skips outside
+    /// mpirun.
+    static func mpiWorld() throws -> (world: MPICommunicator, mine: String, shared: String, cleanUp: () -> Void) {
+        guard let text = ProcessInfo.processInfo.environment["LORS_EXPECT_RANKS"], let expected = Int(text) else {
+            throw XCTSkip("multi-rank MPI test: run under mpirun with LORS_EXPECT_RANKS=N (bash cluster/test.sh)")
+        }
+        let world = try MPICommunicator()
+        XCTAssertEqual(world.size, expected)
+        let mine = try temporaryDirectory()
+        let shared = String(decoding: try world.broadcast(bytes: Array(mine.utf8), root: 0), as: UTF8.self)
+        return (world, mine, shared, { try? FileManager.default.removeItem(atPath: world.rank == 0 ? shared : mine) })
+    }
+
     static func bitwiseEqual(_ a: [String: [Float]], _ b: [String: [Float]]) -> Bool {
         a.keys.sorted() == b.keys.sorted() && a.allSatisfy { k, v in v.map(\.bitPattern) == b[k]!.map(\.bitPattern) }
     }
@@ -265,15 +279,9 @@ final class DistributedTrainingTests: XCTestCase {
 /// and one rank. Runs only with LORS_EXPECT_RANKS (cluster/test.sh).
 final class MPITrainingTests: XCTestCase {
     func testMPITrainerEqualsSimulatedRanksAndOneRank() throws {
-        guard let text = ProcessInfo.processInfo.environment["LORS_EXPECT_RANKS"], let expected = Int(text) else {
-            throw XCTSkip("multi-rank MPI test: run under mpirun with LORS_EXPECT_RANKS=N (bash cluster/test.sh)")
-        }
-        let world = try MPICommunicator()
-        XCTAssertEqual(world.size, expected)
-        // Rank 0's directory for every rank (only rank 0 writes).
-        let mine = try DistributedTrainingSupport.temporaryDirectory()
-        let shared = String(decoding: try world.broadcast(bytes: Array(mine.utf8), root: 0), as: UTF8.self)
-        defer { if world.rank == 0 { try? FileManager.default.removeItem(atPath: shared) } else { try? FileManager.default.removeItem(atPath: mine) } }
+        let (world, mine, shared, cleanUp) = try DistributedTrainingSupport.mpiWorld()
+        defer { cleanUp() }
+        let expected = world.size
         let config = try DistributedTrainingSupport.config(mine, ["train.batch_size=\(expected * 8)", "data.max_train_samples=\(expected * 32)"])
         let mpi = try DistributedTrainingSupport.train(config, in: shared, world: world)
         let simulated = try DistributedTrainingSupport.simulate(expected, config, in: mine)[0]
