@@ -5,7 +5,7 @@ the same small AdaMixer detector.
 Model (`DetectorRunner.tiny` in Sources/lors-bench/DetectionStepBench.swift, = configs/fmnist_det_adamixer*.yaml's
 model section): ResNet-18 at base width 32 with GroupNorm(8), all stages trainable; a 1x1 channel mapper per level
 (C2-C5) to 64 channels with one GroupNorm(32); 30 queries; 6 decoder stages with content 64, FFN 256, 8 heads, 10
-classes, P_out 16; vanilla: per-stage adaptive mixing with G 4 x P_in 8; --lors: G 2 x P_in 16 with the shared
+classes, P_out 64; vanilla: per-stage adaptive mixing with G 4 x P_in 16; --lors: G 2 x P_in 32 with the shared
 factorised mixing (LORSA rank 4, groups 1,1,2,2,3,3; LORST rank 2). Batch 16 of 256x256 random images, 3 random boxes
 per image with random labels.
 
@@ -43,9 +43,9 @@ sys.path.insert(0, HERE)
 
 # DetectorRunner.tiny
 WIDTH, BACKBONE_GROUPS, NECK_GROUPS = 32, 8, 32
-QUERIES, CONTENT, FFN, HEADS, CLASSES, P_OUT, STAGES = 30, 64, 256, 8, 10, 16, 6
-VANILLA = dict(G=4, P_IN=8)
-LORS = dict(G=2, P_IN=16, LORSA_RANK=4, LORSA_GROUPS=[1, 1, 2, 2, 3, 3], LORST_RANK=2, LORST_GROUPS=[1] * 6)
+QUERIES, CONTENT, FFN, HEADS, CLASSES, P_OUT, STAGES = 30, 64, 256, 8, 10, 64, 6
+VANILLA = dict(G=4, P_IN=16)
+LORS = dict(G=2, P_IN=32, LORSA_RANK=4, LORSA_GROUPS=[1, 1, 2, 2, 3, 3], LORST_RANK=2, LORST_GROUPS=[1] * 6)
 BOXES_PER_IMAGE = 3
 FOCAL_ALPHA, FOCAL_GAMMA, FOCAL_EPS = 0.25, 2.0, 1e-12
 CLS_W, L1_W, GIOU_W = 2.0, 5.0, 2.0
