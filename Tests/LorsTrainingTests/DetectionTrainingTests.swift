@@ -109,6 +109,15 @@ final class DetectionTrainingTests: XCTestCase {
         XCTAssertTrue(mismatches.isEmpty, "\(mismatches.prefix(5))")
     }
 
+    /// Peak memory as the step benchmarks and the training log report it: /proc/self/status values of any width (from
+    /// 10 GB on, "VmHWM:" and the number are separated by a tab only).
+    func testStatusMemoryReadsWideValues() {
+        XCTAssertEqual(ProcessStats.statusMB("Name:\tx\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n", key: "VmHWM:"), 200)
+        XCTAssertEqual(ProcessStats.statusMB("VmHWM:\t12582912 kB\n", key: "VmHWM:"), 12288)
+        XCTAssertEqual(ProcessStats.statusMB("VmRSS:\t1 kB\n", key: "VmHWM:"), 0)
+        XCTAssertGreaterThan(ProcessStats.peakRSSMB, 1)
+    }
+
     /// Top-k over queries × classes: score descending, ties by query-major index, boxes of the chosen query.
     func testTopDetectionsOrderAndBoxes() {
         let logits: [Float] = [0, 2, -1, 2, 5, 0]  // 3 queries × 2 classes
