@@ -131,18 +131,30 @@ public final class DetectionBatchAssembler: @unchecked Sendable {
     /// Assembles, on this thread, the samples at `positions` of the global batch `globalBatch`, padded to the size of
     /// the WHOLE global batch (so a sample's input does not depend on how the batch is split among ranks or
     /// micro-batches).
-    public func assemble(_ globalBatch: [Int], positions: Range<Int>, epoch: Int) throws -> DetectionBatch {
+    ///
+    /// `workers` > 1 decodes and transforms the samples on that many threads at once (each sample by one thread, into
+    /// its own slot: the same tensors for any count); the error of the first unusable sample in slice order is thrown.
+    public func assemble(_ globalBatch: [Int], positions: Range<Int>, epoch: Int, workers: Int = 1) throws -> DetectionBatch {
         let (H, W) = paddedSize(globalBatch, epoch: epoch)
         let mine = Array(globalBatch[positions])
         let plane = 3 * H * W
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, mine.count * plane))
         defer { buffer.deallocate() }
-        var prepared: [(sample: DetectionSample, warning: String?)] = []
-        for (j, image) in mine.enumerated() {
-            let p = try prepare(image, epoch: epoch)
-            write(p.sample, into: buffer + j * plane, height: H, width: W)
-            prepared.append(p)
+        var results = [Result<(sample: DetectionSample, warning: String?), Error>?](repeating: nil, count: mine.count)
+        let threads = max(1, min(workers, mine.count))
+        results.withUnsafeMutableBufferPointer { slots in
+            let output = UnsafeMutableRawPointer(buffer)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                for j in stride(from: t, to: mine.count, by: threads) {
+                    slots[j] = Result {
+                        let p = try prepare(mine[j], epoch: epoch)
+                        write(p.sample, into: output.assumingMemoryBound(to: Float.self) + j * plane, height: H, width: W)
+                        return p
+                    }
+                }
+            }
         }
+        let prepared = try results.map { try $0!.get() }
         return Self.batch(indices: mine, prepared: prepared, buffer: buffer, height: H, width: W)
     }
 

@@ -77,7 +77,7 @@ public final class DetectionTask: TrainingTask {
     private func batch(_ slice: BatchSlice) throws -> DetectionBatch {
         let key = Key(step: slice.step, epoch: slice.epoch, positions: slice.positions)
         if let batch = assembled[key] { return batch }
-        let batch = try data.train.assemble(slice.globalBatch, positions: slice.positions, epoch: slice.epoch)
+        let batch = try data.train.assemble(slice.globalBatch, positions: slice.positions, epoch: slice.epoch, workers: data.numWorkers)
         assembled[key] = batch
         return batch
     }

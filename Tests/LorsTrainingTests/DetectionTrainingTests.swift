@@ -214,6 +214,27 @@ final class DetectionTrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: results), "lors eval writes the results next to the run")
     }
 
+    /// `data.num_workers` threads assemble a micro-batch into the same tensors as the training thread alone, and an
+    /// unusable image is reported the same way.
+    func testWorkersAssembleTheSameBatch() throws {
+        let root = try DetectionTrainingSupport.makeSet(in: directory, train: 12, val: 2)
+        let task = try TrainingSetup.detectionTask(RunSettings(try DetectionTrainingSupport.config(directory, root: root)),
+                                                   workDirectory: directory + "/work")
+        let global = Array(0..<task.data.trainCount)
+        let one = try task.data.train.assemble(global, positions: 2..<9, epoch: 1, workers: 1)
+        let three = try task.data.train.assemble(global, positions: 2..<9, epoch: 1, workers: 3)
+        XCTAssertEqual(one.imageIndices, three.imageIndices)
+        XCTAssertEqual(one.images.toArray().map(\.bitPattern), three.images.toArray().map(\.bitPattern))
+        XCTAssertEqual(one.boxes, three.boxes)
+        XCTAssertEqual(one.labels, three.labels)
+        try FileManager.default.removeItem(atPath: root + "/train/" + task.data.trainIndex.fileName(5))
+        for workers in [1, 3] {
+            XCTAssertThrowsError(try task.data.train.assemble(global, positions: 2..<9, epoch: 1, workers: workers)) { error in
+                XCTAssertTrue("\(error)".contains(task.data.trainIndex.fileName(5)), "\(error)")
+            }
+        }
+    }
+
     /// A training image without annotations (kept by `data.filter_empty_gt: false`) trains as background: it adds no
     /// matched query and its loss is the focal loss of its all-negative targets alone.
     func testImageWithoutAnnotationsTrainsAsBackground() throws {
