@@ -51,6 +51,19 @@ struct ScalingBench: ParsableCommand {
     @Option(help: "mpirun to use.") var mpirun: String = "mpirun"
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: .hidden) var rankWorker = false
+    @Option(help: .hidden) var control: String?
+
+    /// The simnodes script to take down when the driver is interrupted.
+    nonisolated(unsafe) static var teardownScript = "cluster/simnodes.sh"
+
+    static func teardownAndExit(_ code: Int32) -> Never {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["bash", teardownScript, "down"]
+        try? process.run()
+        process.waitUntilExit()
+        Foundation.exit(code)
+    }
 
     static let knownVariants = ["overlap", "no_overlap", "compute", "allreduce", "overlap_hooks"]
 
@@ -143,15 +156,21 @@ struct ScalingBench: ParsableCommand {
                 try reducer.finish()
                 withoutGradients { optimizer.step(learningRate: 1e-4) }
             }
+            // Link limits interleave with the variants step by step (the driver applies each on request), so slow
+            // drifts of the machine's load hit every limit and variant alike.
+            let linkList = try parsedLinks()
             var times: [String: [Double]] = [:]
             for i in 0..<(steps + 2) {
-                for variant in chosen {
-                    try world.barrier()
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try step(i, variant: variant)
-                    let mine = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                    let slowest = try world.allGather(mine).max() ?? mine
-                    if i >= 2 { times[variant, default: []].append(slowest) }
+                for link in linkList {
+                    if linkList.count > 1 || i == 0 { try requestLink(link, world: world) }
+                    for variant in chosen {
+                        try world.barrier()
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        try step(i, variant: variant)
+                        let mine = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                        let slowest = try world.allGather(mine).max() ?? mine
+                        if i >= 2 { times["\(variant)@\(link)", default: []].append(slowest) }
+                    }
                 }
             }
             let sample = Sample(model: name, ranks: world.size, hosts: hosts, batchPerRank: batch, threads: Threading.threads,
@@ -166,9 +185,45 @@ struct ScalingBench: ParsableCommand {
         }
     }
 
+    /// Rank 0 asks the driver (through files in `--control`) to set every link to `gbit` and waits for it; then all
+    /// ranks go on together.
+    private func requestLink(_ gbit: Double, world: Communicator) throws {
+        if world.rank == 0, let control {
+            ScalingBench.sequence += 1
+            let request = "\(ScalingBench.sequence) \(gbit)"
+            try request.write(toFile: control + "/request.tmp", atomically: false, encoding: .utf8)
+            guard rename(control + "/request.tmp", control + "/request") == 0 else { throw ValidationError("cannot write \(control)/request") }
+            let deadline = Date().addingTimeInterval(60)
+            while (try? String(contentsOfFile: control + "/ack", encoding: .utf8)) != "\(ScalingBench.sequence)" {
+                guard Date() < deadline else { throw ValidationError("the driver did not set the link limit \(gbit) within 60 s") }
+                usleep(5_000)
+            }
+        }
+        try world.barrier()
+    }
+
+    nonisolated(unsafe) static var sequence = 0
+
+    /// Serves link-limit requests of rank 0 while `process` runs: `simnodes.sh limit G`, then the acknowledgement.
+    private func serveLinkRequests(control: String, while process: Process) {
+        var served = ""
+        while process.isRunning {
+            if let request = try? String(contentsOfFile: control + "/request", encoding: .utf8), request != served {
+                let parts = request.split(separator: " ")
+                if parts.count == 2, let status = try? shell(["bash", simnodes, "limit", String(parts[1])], capture: true).0, status == 0 {
+                    try? String(parts[0]).write(toFile: control + "/ack.tmp", atomically: false, encoding: .utf8)
+                    _ = rename(control + "/ack.tmp", control + "/ack")
+                }
+                served = request
+            }
+            usleep(5_000)
+        }
+    }
+
     // MARK: - driver
 
-    private func shell(_ arguments: [String], environment: [String: String]? = nil, capture: Bool = false) throws -> (Int32, String) {
+    private func shell(_ arguments: [String], environment: [String: String]? = nil, capture: Bool = false,
+                       whileRunning: ((Process) -> Void)? = nil) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -176,6 +231,7 @@ struct ScalingBench: ParsableCommand {
         let pipe = Pipe()
         if capture { process.standardOutput = pipe }
         try process.run()
+        if let whileRunning { Thread.detachNewThread { whileRunning(process) } }
         var output = ""
         if capture { output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
         process.waitUntilExit()
@@ -191,6 +247,9 @@ struct ScalingBench: ParsableCommand {
         let maxNodes = layoutList.map(\.nodes).max() ?? 1
         let (upStatus, _) = try shell(["bash", simnodes, "up", String(maxNodes)], capture: true)
         guard upStatus == 0 else { throw ValidationError("\(simnodes) up \(maxNodes) failed (exit \(upStatus))") }
+        ScalingBench.teardownScript = simnodes
+        signal(SIGINT) { _ in ScalingBench.teardownAndExit(130) }
+        signal(SIGTERM) { _ in ScalingBench.teardownAndExit(143) }
         defer { _ = try? shell(["bash", simnodes, "down"], capture: true) }
         var environment = ProcessInfo.processInfo.environment
         let (_, exports) = try shell(["bash", simnodes, "env"], capture: true)
@@ -207,24 +266,39 @@ struct ScalingBench: ParsableCommand {
 
         struct Entry { var link: Double; var nodes: Int; var perNode: Int; var sample: Sample }
         var entries: [Entry] = []
-        for link in links {
-            let (limitStatus, _) = try shell(["bash", simnodes, "limit", String(link)], capture: true)
-            guard limitStatus == 0 else { throw ValidationError("\(simnodes) limit \(link) failed") }
-            for layout in layoutList {
-                let hosts = (0..<layout.nodes).map { "lorsn\($0):\(layout.ranks)" }.joined(separator: ",")
-                var arguments = [mpirun, "--allow-run-as-root", "--bind-to", "none", "--host", hosts, "-np", String(layout.nodes * layout.ranks),
-                                 me, "scaling", "--rank-worker", "--model", model, "--batch", String(batch), "--steps", String(steps),
-                                 "--bucket-mb", String(bucketMB), "--threads", String(threads), "--variants", variants]
-                if layout.nodes * layout.ranks == 1 { arguments.insert(contentsOf: ["--mca", "btl", "self"], at: 1) }
-                if !json { FileHandle.standardError.write(Data("lors-bench scaling: \(layout.nodes)x\(layout.ranks), link \(link) Gbit/s\n".utf8)) }
-                let (status, output) = try shell(arguments, environment: environment, capture: true)
-                guard status == 0 else { throw ValidationError("mpirun for layout \(layout.nodes)x\(layout.ranks) at \(link) Gbit/s failed (exit \(status))") }
-                for line in output.split(separator: "\n") where line.hasPrefix("SCALING-SAMPLE ") {
-                    let sample = try JSONDecoder().decode(Sample.self, from: Data(line.dropFirst("SCALING-SAMPLE ".count).utf8))
-                    entries.append(Entry(link: link, nodes: layout.nodes, perNode: layout.ranks, sample: sample))
+        let control = (NSTemporaryDirectory() as NSString).appendingPathComponent("lors-bench-scaling-\(getpid())")
+        try FileManager.default.createDirectory(atPath: control, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: control) }
+        for layout in layoutList {
+            // One rank on one node sends nothing over a link: measured once, unlimited (or at the first limit).
+            let layoutLinks = layout.nodes == 1 ? [links.contains(0) ? 0 : links[0]] : links
+            let hosts = (0..<layout.nodes).map { "lorsn\($0):\(layout.ranks)" }.joined(separator: ",")
+            var arguments = [mpirun, "--allow-run-as-root", "--bind-to", "none", "--host", hosts, "-np", String(layout.nodes * layout.ranks),
+                             me, "scaling", "--rank-worker", "--model", model, "--batch", String(batch), "--steps", String(steps),
+                             "--bucket-mb", String(bucketMB), "--threads", String(threads), "--variants", variants,
+                             "--link-gbit", layoutLinks.map { String($0) }.joined(separator: ","), "--control", control]
+            if layout.nodes * layout.ranks == 1 { arguments.insert(contentsOf: ["--mca", "btl", "self"], at: 1) }
+            if !json {
+                FileHandle.standardError.write(Data("lors-bench scaling: \(layout.nodes)x\(layout.ranks), links \(layoutLinks) Gbit/s\n".utf8))
+            }
+            for name in ["request", "ack"] { try? FileManager.default.removeItem(atPath: control + "/" + name) }
+            let (status, output) = try shell(arguments, environment: environment, capture: true) { process in
+                self.serveLinkRequests(control: control, while: process)
+            }
+            guard status == 0 else { throw ValidationError("mpirun for layout \(layout.nodes)x\(layout.ranks) failed (exit \(status))") }
+            for line in output.split(separator: "\n") where line.hasPrefix("SCALING-SAMPLE ") {
+                let sample = try JSONDecoder().decode(Sample.self, from: Data(line.dropFirst("SCALING-SAMPLE ".count).utf8))
+                for link in layoutLinks {
+                    var one = sample
+                    one.milliseconds = [:]
+                    for (key, values) in sample.milliseconds where key.hasSuffix("@\(link)") {
+                        one.milliseconds[String(key.prefix { $0 != "@" })] = values
+                    }
+                    entries.append(Entry(link: link, nodes: layout.nodes, perNode: layout.ranks, sample: one))
                 }
             }
         }
+        _ = try shell(["bash", simnodes, "limit", "0"], capture: true)
 
         func med(_ e: Entry, _ v: String) -> Double? { e.sample.milliseconds[v].map(median) }
         var rows: [JSONValue] = []
@@ -241,16 +315,19 @@ struct ScalingBench: ParsableCommand {
             var medians = JSONObject()
             for v in Self.knownVariants { if let m = med(e, v) { medians[v] = .double(m) } }
             row["median_ms"] = .object(medians)
+            var minima = JSONObject()
+            for v in Self.knownVariants { if let m = e.sample.milliseconds[v]?.min() { minima[v] = .double(m) } }
+            row["min_ms"] = .object(minima)
             if let overlap = med(e, "overlap") {
                 let samplesPerSecond = Double(s.ranks * s.batchPerRank) / (overlap / 1000)
                 row["samples_per_s"] = .double(samplesPerSecond)
-                if let compute = med(e, "compute") {
+                if s.ranks > 1, let compute = med(e, "compute") {
                     row["exposed_ms"] = .double(overlap - compute)
                     if let allreduce = med(e, "allreduce"), allreduce > 0 {
                         row["hidden_vs_compute"] = .double(1 - (overlap - compute) / allreduce)
                     }
                 }
-                if e.link > 0, let base = entries.first(where: { $0.link == 0 && $0.nodes == e.nodes && $0.perNode == e.perNode && $0.sample.model == s.model }),
+                if s.ranks > 1, e.link > 0, let base = entries.first(where: { $0.link == 0 && $0.nodes == e.nodes && $0.perNode == e.perNode && $0.sample.model == s.model }),
                    let baseOverlap = med(base, "overlap"), let allreduce = med(e, "allreduce"), allreduce > 0 {
                     row["hidden_fraction"] = .double(1 - (overlap - baseOverlap) / allreduce)
                     if let baseNo = med(base, "no_overlap"), let no = med(e, "no_overlap") {
