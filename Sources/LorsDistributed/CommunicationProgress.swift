@@ -21,7 +21,12 @@ final class CommunicationProgress: @unchecked Sendable {
     private var completed: [Int] = []
     private var thread: Thread?
 
-    init(communicator: Communicator, pollInterval: TimeInterval = 200e-6) {
+    /// Seconds between two polls while all-reduces are in flight: `LORS_PROGRESS_POLL_US` microseconds, else 200 µs.
+    static var defaultPollInterval: TimeInterval {
+        ProcessInfo.processInfo.environment["LORS_PROGRESS_POLL_US"].flatMap { Double($0) }.flatMap { $0 > 0 ? $0 / 1e6 : nil } ?? 200e-6
+    }
+
+    init(communicator: Communicator, pollInterval: TimeInterval = CommunicationProgress.defaultPollInterval) {
         self.communicator = communicator
         self.pollInterval = pollInterval
     }

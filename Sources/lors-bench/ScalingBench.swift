@@ -24,11 +24,15 @@ import LorsTensor
 /// - `allreduce`: the step's all-reduces alone (every bucket started at once, then waited for), no compute;
 /// - `overlap_hooks` (with `--variants`): overlap without the progress thread (MPI polled only from the hooks).
 ///
+/// Also per step: `finish_wait_ms`, the time the last rank to finish backward spends in `finish()` waiting for the
+/// all-reduces still in flight (the communication backward did not hide).
+///
 /// Derived per entry: `bytes_per_step` = 4 × unique trainable parameters (a shared LORS weight once), `exposed_ms` =
-/// overlap − compute, `hidden_vs_compute` = 1 − exposed / allreduce; with a limited link and the same layout measured
-/// unlimited, `hidden_fraction` = 1 − (overlap at the limit − overlap unlimited) / allreduce at the limit (the all-reduce
-/// time the limit adds to a step, over what it adds alone); with layout 1x1 unlimited, `scaling_efficiency` = samples/s
-/// / (ranks × samples/s of 1x1) — the same threads per rank everywhere.
+/// overlap − compute, `hidden_vs_compute` = 1 − exposed / allreduce, `hidden_by_wait` = 1 − finish wait (overlap) /
+/// allreduce; with a limited link, `added_by_limit_ms` = the median over iterations of (overlap step at the limit −
+/// the same iteration's overlap step unlimited: the limits interleave step by step in one run) and `hidden_fraction` =
+/// 1 − added / allreduce at the limit (`_no_overlap`, `_hooks`: the same for those variants); with layout 1x1,
+/// `scaling_efficiency` = samples/s / (ranks × samples/s of 1x1) — the same threads per rank everywhere.
 ///
 /// The simulated nodes share this machine's cores: compute does not scale with nodes; only the network is separate.
 struct ScalingBench: ParsableCommand {
@@ -139,13 +143,14 @@ struct ScalingBench: ParsableCommand {
             let reducer = GradientReducer(parameters: named, communicator: world, bucketCapBytes: max(4, Int(bucketMB * 1_048_576)),
                                           sharedParameters: shared)
             let optimizer = AdamW(parameters: reducer.parameters, learningRate: 1e-4, weightDecay: 0.05)
-            func step(_ i: Int, variant: String) throws {
+            /// Runs one step; returns the milliseconds spent in `finish()` (waiting for the all-reduces after backward).
+            func step(_ i: Int, variant: String) throws -> Double {
                 reducer.zeroGradients()
                 if variant == "allreduce" {
                     reducer.overlap = false
                     reducer.beginBackward(synchronize: true)
                     try reducer.finish()
-                    return
+                    return 0
                 }
                 reducer.overlap = variant != "no_overlap"
                 reducer.backgroundProgress = variant != "overlap_hooks"
@@ -153,8 +158,11 @@ struct ScalingBench: ParsableCommand {
                 let logits = network(images, ForwardContext(training: true, seed: 0, step: i))
                 let loss = Tensor.crossEntropy(logits, targets: labels, reduction: .sumDividedBy(Float(batch * world.size)))
                 loss.backward()
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 try reducer.finish()
+                let waited = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
                 withoutGradients { optimizer.step(learningRate: 1e-4) }
+                return waited
             }
             // Link limits interleave with the variants step by step (the driver applies each on request), so slow
             // drifts of the machine's load hit every limit and variant alike.
@@ -166,10 +174,15 @@ struct ScalingBench: ParsableCommand {
                     for variant in chosen {
                         try world.barrier()
                         let t0 = DispatchTime.now().uptimeNanoseconds
-                        try step(i, variant: variant)
+                        let waited = try step(i, variant: variant)
                         let mine = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
                         let slowest = try world.allGather(mine).max() ?? mine
-                        if i >= 2 { times["\(variant)@\(link)", default: []].append(slowest) }
+                        // The rank that finished backward last waits only for the communication still in flight.
+                        let exposed = try world.allGather(waited).min() ?? waited
+                        if i >= 2 {
+                            times["\(variant)@\(link)", default: []].append(slowest)
+                            times["wait_\(variant)@\(link)", default: []].append(exposed)
+                        }
                     }
                 }
             }
@@ -278,6 +291,10 @@ struct ScalingBench: ParsableCommand {
                              "--bucket-mb", String(bucketMB), "--threads", String(threads), "--variants", variants,
                              "--link-gbit", layoutLinks.map { String($0) }.joined(separator: ","), "--control", control]
             if layout.nodes * layout.ranks == 1 { arguments.insert(contentsOf: ["--mca", "btl", "self"], at: 1) }
+            // The rsh launcher forwards only OpenMPI's own variables: pass the LORS_ ones (e.g. LORS_PROGRESS_POLL_US).
+            for key in environment.keys.sorted() where key.hasPrefix("LORS_") && key != "LORS_SIMNODES_PREFIX" {
+                arguments.insert(contentsOf: ["-x", key], at: 1)
+            }
             if !json {
                 FileHandle.standardError.write(Data("lors-bench scaling: \(layout.nodes)x\(layout.ranks), links \(layoutLinks) Gbit/s\n".utf8))
             }
@@ -315,8 +332,12 @@ struct ScalingBench: ParsableCommand {
             var medians = JSONObject()
             for v in Self.knownVariants { if let m = med(e, v) { medians[v] = .double(m) } }
             row["median_ms"] = .object(medians)
+            var waits = JSONObject()
+            for v in ["overlap", "no_overlap", "overlap_hooks"] { if let m = med(e, "wait_" + v) { waits[v] = .double(m) } }
+            row["finish_wait_ms"] = .object(waits)
             var minima = JSONObject()
             for v in Self.knownVariants { if let m = e.sample.milliseconds[v]?.min() { minima[v] = .double(m) } }
+            row["step_ms"] = .object(JSONObject(Self.knownVariants.compactMap { v in e.sample.milliseconds[v].map { (v, .array($0.map { .double(($0 * 10).rounded() / 10) })) } }))
             row["min_ms"] = .object(minima)
             if let overlap = med(e, "overlap") {
                 let samplesPerSecond = Double(s.ranks * s.batchPerRank) / (overlap / 1000)
@@ -327,12 +348,23 @@ struct ScalingBench: ParsableCommand {
                         row["hidden_vs_compute"] = .double(1 - (overlap - compute) / allreduce)
                     }
                 }
+                if s.ranks > 1, let allreduce = med(e, "allreduce"), allreduce > 0 {
+                    if let wait = med(e, "wait_overlap") { row["hidden_by_wait"] = .double(1 - wait / allreduce) }
+                    if let wait = med(e, "wait_overlap_hooks") { row["hidden_by_wait_hooks"] = .double(1 - wait / allreduce) }
+                }
+                // The same iteration at the limit and unlimited (interleaved in one run): paired differences.
+                func addedByLimit(_ v: String, _ base: Entry) -> Double? {
+                    guard let a = e.sample.milliseconds[v], let b = base.sample.milliseconds[v], a.count == b.count, !a.isEmpty else { return nil }
+                    return median(zip(a, b).map { $0 - $1 })
+                }
                 if s.ranks > 1, e.link > 0, let base = entries.first(where: { $0.link == 0 && $0.nodes == e.nodes && $0.perNode == e.perNode && $0.sample.model == s.model }),
-                   let baseOverlap = med(base, "overlap"), let allreduce = med(e, "allreduce"), allreduce > 0 {
-                    row["hidden_fraction"] = .double(1 - (overlap - baseOverlap) / allreduce)
-                    if let baseNo = med(base, "no_overlap"), let no = med(e, "no_overlap") {
-                        row["hidden_fraction_no_overlap"] = .double(1 - (no - baseNo) / allreduce)
+                   let allreduce = med(e, "allreduce"), allreduce > 0 {
+                    if let added = addedByLimit("overlap", base) {
+                        row["added_by_limit_ms"] = .double(added)
+                        row["hidden_fraction"] = .double(1 - added / allreduce)
                     }
+                    if let added = addedByLimit("no_overlap", base) { row["hidden_fraction_no_overlap"] = .double(1 - added / allreduce) }
+                    if let added = addedByLimit("overlap_hooks", base) { row["hidden_fraction_hooks"] = .double(1 - added / allreduce) }
                 }
                 if let single = entries.first(where: { $0.link == 0 && $0.sample.ranks == 1 && $0.sample.model == s.model }),
                    let singleOverlap = med(single, "overlap") {

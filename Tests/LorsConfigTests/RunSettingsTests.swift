@@ -125,7 +125,7 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertTrue(s.log.tensorboard && s.log.console)
         XCTAssertEqual(s.checkpoint.intervalSteps, 0)
         XCTAssertEqual(s.checkpoint.keepLast, 3)
-        XCTAssertEqual(s.dist.bucketCapMB, 4)
+        XCTAssertEqual(s.dist.bucketCapMB, 1)
         XCTAssertFalse(s.dist.zero1)
         XCTAssertTrue(s.dist.overlap)
     }
