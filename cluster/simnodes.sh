@@ -161,6 +161,6 @@ case $cmd in
         "$@" || status=$?
         exit "$status" ;;
     *)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         [ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
