@@ -13,6 +13,7 @@
 # 7. runs `lors-bench checkpoint` under mpirun -np 2 on a small model and checks its JSON (check_checkpoint_bench.py),
 #    then cluster/test-resume-ranks.sh (a checkpoint written by np 4, ZeRO-1 off and on, resumed on np 2 and
 #    np 1 continues to the parameters and optimizer state of np 4 continuing, to 1e-5 relative),
+#    and cluster/test-multinode.sh (2 simulated nodes x 2 ranks: equal to one process, resume, lost node),
 # 8. runs cluster/test-slurm.sh (real single-node Slurm: sbatch scripts, requeue, SIGKILL; lors train --np 2 SIGTERM),
 #    then the engine tests (LorsTensorTests) under OPENBLAS_CORETYPE=Haswell and =Sandybridge and built with
 #    LORS_TARGET_CPU=haswell in .build-haswell (thread-count independence under other CPU kernels, docs/numerics.md),
@@ -232,6 +233,15 @@ timeout --kill-after=30 "${RESUME_RANKS_TEST_TIMEOUT_SECONDS:-600}" bash cluster
 [ "$resume_ranks_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-resume-ranks.sh" \
     || echo "test.sh: FAILED cluster/test-resume-ranks.sh (exit status $resume_ranks_status)" >&2
 
+# Multi-node runs on simulated nodes (network namespaces, OpenMPI's rsh launcher through cluster/simnodes-agent.sh):
+# 2 nodes x 2 ranks = one process within 1e-5, one parallel-HDF5 checkpoint, bitwise resume, threads from the node
+# layout, a killed node ends the job (cluster/test-multinode.sh, about 1 minute); a failure fails the script.
+multinode_status=0
+echo "test.sh: cluster/test-multinode.sh (2 simulated nodes x 2 ranks vs one process, resume, lost node)"
+timeout --kill-after=30 "${MULTINODE_TEST_TIMEOUT_SECONDS:-400}" bash cluster/test-multinode.sh || multinode_status=$?
+[ "$multinode_status" -eq 0 ] && echo "test.sh: PASSED cluster/test-multinode.sh" \
+    || echo "test.sh: FAILED cluster/test-multinode.sh (exit status $multinode_status)" >&2
+
 # Slurm batch scripts, preemption and signal stops on a real single-node Slurm and under mpirun (cluster/test-slurm.sh,
 # about 2-4 minutes); a failure fails the script.
 slurm_status=0
@@ -314,7 +324,7 @@ fi
 rm -f "$swift_test_log"
 
 if [ "${#mpi_failures[@]}" -ne 0 ] || [ "$kernels_status" -ne 0 ] || [ "$tensorboard_status" -ne 0 ] || [ "$checkpoint_status" -ne 0 ] || [ "$worker_status" -ne 0 ] \
-        || [ "$resume_ranks_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ] \
+        || [ "$resume_ranks_status" -ne 0 ] || [ "$multinode_status" -ne 0 ] || [ "$slurm_status" -ne 0 ] || [ "$bench_status" -ne 0 ] \
         || [ "$curves_status" -ne 0 ] || [ "$skip_status" -ne 0 ] || [ "$standalone_status" -ne 0 ]; then
     exit 1
 fi

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LorsConfig
 import LorsDistributed
+import LorsNative
 import LorsTensor
 import LorsTraining
 
@@ -90,8 +91,35 @@ public struct WorkerCommand: ParsableCommand {
             try EvalCommand.evaluate(config: loaded, checkpoint: evalCheckpoint, world: world, json: json)
             return RunExitCode.done
         }
+        try WorkerCommand.reportLayout(world: world)
         return try RunDriver.train(config: loaded, workDirectory: workDirectory ?? options.defaultWorkDir, world: world,
                                    resume: resumeOptions.mode)
+    }
+
+    /// Rank 0 prints where every rank runs (collective): one line per node, e.g.
+    /// `lors-worker: 4 rank(s) on 2 node(s): node-a: ranks 0,1 (local 0,1 of 2), threads 1,1; node-b: ...`,
+    /// from each rank's host name (`MPI_Get_processor_name`), the launcher's local rank and ranks on its node, and the
+    /// threads `Threading.resolve` gave it.
+    static func reportLayout(world: Communicator) throws {
+        let host = world.mpi != nil ? try MPIEnvironment.processorName() : ProcessInfo.processInfo.hostName
+        let local = Threading.localRank().map(String.init) ?? "?"
+        let size = Threading.processesOnNode().map(String.init) ?? "?"
+        let mine = "\(host)\t\(local)\t\(size)\t\(Threading.threads)"
+        let all = try world.allGather(bytes: Array(mine.utf8)).map { String(decoding: $0, as: UTF8.self).split(separator: "\t").map(String.init) }
+        guard world.rank == 0 else { return }
+        var order: [String] = []
+        var byHost: [String: [(rank: Int, fields: [String])]] = [:]
+        for (rank, fields) in all.enumerated() where fields.count == 4 {
+            if byHost[fields[0]] == nil { order.append(fields[0]) }
+            byHost[fields[0], default: []].append((rank, fields))
+        }
+        let nodes = order.map { host -> String in
+            let ranks = byHost[host]!
+            let sizes = Set(ranks.map { $0.fields[2] }).sorted().joined(separator: "/")
+            return "\(host): ranks \(ranks.map { String($0.rank) }.joined(separator: ",")) (local \(ranks.map { $0.fields[1] }.joined(separator: ",")) "
+                + "of \(sizes)), threads \(ranks.map { $0.fields[3] }.joined(separator: ","))"
+        }
+        print("lors-worker: \(world.size) rank(s) on \(order.count) node(s): \(nodes.joined(separator: "; "))")
     }
 
     /// Threads per rank by the one rule (`Threading.resolve`): `explicit`, else `train.threads`, else

@@ -139,7 +139,7 @@ extension RunSettings.Checkpoint {
 
 extension RunSettings.Dist {
     init(_ r: SettingsReader) {
-        self.init(bucketCapMB: r.double(Key.bucketCapMB), zero1: r.bool(Key.zero1))
+        self.init(bucketCapMB: r.double(Key.bucketCapMB), zero1: r.bool(Key.zero1), overlap: r.bool(Key.overlap))
     }
 }
 

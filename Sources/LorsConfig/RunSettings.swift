@@ -476,12 +476,15 @@ extension RunSettings {
         public enum Key {
             public static let bucketCapMB = "dist.bucket_cap_mb"
             public static let zero1 = "dist.zero1"
+            public static let overlap = "dist.overlap"
         }
 
         /// Gradient all-reduce bucket size in MiB.
         public var bucketCapMB: Double
         /// Shard optimizer state across ranks (ZeRO stage 1).
         public var zero1: Bool
+        /// Start bucket all-reduces during backward (false: all of them after backward).
+        public var overlap: Bool
     }
 }
 
@@ -495,6 +498,6 @@ extension RunSettings {
         Train.Key.maxSteps, Checkpoint.Key.intervalSteps, Checkpoint.Key.keepLast, Eval.Key.intervalEpochs,
         Train.Key.logInterval, Train.Key.threads, Log.Key.console, Log.Key.level, Log.Key.tensorboard,
         Eval.Key.testBatchSize, Data.Key.root, Data.Key.numWorkers, Model.AdaMixer.Backbone.Key.pretrained,
-        Model.AdaMixer.Test.Key.maxPerImage,
+        Model.AdaMixer.Test.Key.maxPerImage, Dist.Key.bucketCapMB, Dist.Key.overlap,
     ]
 }

@@ -40,8 +40,10 @@ extension ConfigSchema {
                      doc: "Keep this many newest step checkpoints (never deletes the ones named by latest/best)."),
             ]),
             .section("dist", [
-                .double("bucket_cap_mb", 25, .greaterThan(0), doc: "Gradient all-reduce bucket size in MiB."),
+                .double("bucket_cap_mb", 1, .greaterThan(0), doc: "Gradient all-reduce bucket size in MiB."),
                 .bool("zero1", false, doc: "Shard optimizer state across ranks (ZeRO stage 1)."),
+                .bool("overlap", true,
+                      doc: "Start each bucket's all-reduce during backward as soon as its gradients are final (false: all after backward)."),
             ]),
         ]
     }

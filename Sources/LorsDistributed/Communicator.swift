@@ -59,6 +59,9 @@ public protocol Communicator: AnyObject {
     func barrier() throws
     /// Ends the whole job with `message` on stderr (prefixed with the rank); never returns.
     func abort(message: String) -> Never
+    /// Whether another thread may start and poll non-blocking all-reduces while this one computes (and makes no
+    /// call meanwhile): MPI initialised with at least `MPI_THREAD_SERIALIZED`. False by default.
+    var allowsBackgroundProgress: Bool { get }
 }
 
 public extension Communicator {
@@ -100,6 +103,8 @@ public extension Communicator {
 
     /// Whether this is rank 0.
     var isRoot: Bool { rank == 0 }
+
+    var allowsBackgroundProgress: Bool { false }
 
     /// Whether every rank opens shared files itself: one process, or MPI ranks (parallel HDF5). False for
     /// in-process replicas, where rank 0 alone does the file I/O (the HDF5 library is not thread-safe).

@@ -20,6 +20,9 @@ public final class MPICommunicator: Communicator {
     public var rank: Int { comm.rank }
     public var size: Int { comm.size }
     public var mpi: MPIComm? { comm }
+    /// True with more than one rank and MPI initialised with `MPI_THREAD_SERIALIZED` or more (the default of
+    /// `MPIEnvironment.initialize`).
+    public var allowsBackgroundProgress: Bool { size > 1 && (MPIEnvironment.providedThreadLevel ?? .single) >= .serialized }
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try comm.allReduce(buffer, op: .sum)

@@ -5,9 +5,10 @@ import Foundation
 public enum MPIThreadLevel: Int32, Sendable, Comparable {
     /// Only one thread exists.
     case single
-    /// Several threads, but only the one that initialised MPI makes MPI calls (what LORS uses).
+    /// Several threads, but only the one that initialised MPI makes MPI calls.
     case funneled
-    /// Several threads make MPI calls, never at the same time.
+    /// Several threads make MPI calls, never at the same time (what LORS uses: the gradient reducer's progress
+    /// thread starts and polls all-reduces during backward while the main thread makes no MPI call).
     case serialized
     /// Any thread calls MPI at any time.
     case multiple
@@ -57,11 +58,11 @@ public enum MPIEnvironment {
     /// `MPI_COMM_WORLD` so every failure comes back as a code, and returns the world communicator.
     ///
     /// - Parameters:
-    ///   - threadLevel: requested thread support (`MPI_Init_thread`); `.funneled` by default.
+    ///   - threadLevel: requested thread support (`MPI_Init_thread`); `.serialized` by default.
     ///   - finalizeAtExit: register an `atexit` hook that calls `MPI_Finalize` if this call initialised MPI.
     /// - Throws: `NativeError` if MPI was already finalised or a call fails.
     @discardableResult
-    public static func initialize(threadLevel: MPIThreadLevel = .funneled,
+    public static func initialize(threadLevel: MPIThreadLevel = .serialized,
                                   finalizeAtExit: Bool = true) throws -> MPIComm {
         state.lock.lock()
         defer { state.lock.unlock() }

@@ -25,8 +25,8 @@ public enum Threading {
     /// Threads of one process, the same rule in every command: the first of `explicit` (`--threads`), `configured`
     /// (`train.threads`) and `LORS_NUM_THREADS` that is given and positive; otherwise — also when the first given one
     /// is 0, which means "automatic" — `max(1, cores / processes on this node)`. The processes on this node are
-    /// `processesOnNode` when given (the launcher of `--np N` passes N), else the MPI or Slurm local task count of the
-    /// environment (`OMPI_COMM_WORLD_LOCAL_SIZE`, `MPI_LOCALNRANKS`, `SLURM_NTASKS_PER_NODE`), else 1.
+    /// `processesOnNode` when given (the launcher of `--np N` passes N), else `processesOnNode(environment:)` (the
+    /// launcher's count of ranks on this node, never the world size), else 1.
     public static func resolve(explicit: Int? = nil, configured: Int? = nil, processesOnNode: Int? = nil,
                                environment: [String: String] = ProcessInfo.processInfo.environment,
                                cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
@@ -34,9 +34,45 @@ public enum Threading {
         if let chosen = [explicit, configured.flatMap { $0 > 0 ? $0 : nil }, fromEnvironment].compactMap({ $0 }).first, chosen > 0 {
             return chosen
         }
-        let local = processesOnNode ?? ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
-            .lazy.compactMap { environment[$0].flatMap { Int($0.prefix { $0.isNumber }) } }.first ?? 1
+        let local = processesOnNode ?? Threading.processesOnNode(environment: environment) ?? 1
         return max(1, cores / max(1, local))
+    }
+
+    /// The number of ranks the launcher placed on this node, from its environment: OpenMPI's
+    /// `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH/Hydra's `MPI_LOCALNRANKS`, then Slurm's per-node task list of this step or
+    /// job (`SLURM_STEP_TASKS_PER_NODE`, `SLURM_TASKS_PER_NODE`: "2(x3),1" = 2 on each of the first three nodes, 1 on
+    /// the fourth) at this node's index `SLURM_NODEID`, then `SLURM_NTASKS_PER_NODE`. Nil when none is set.
+    public static func processesOnNode(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
+        func number(_ key: String) -> Int? { environment[key].flatMap { Int($0.prefix { $0.isNumber }) }.flatMap { $0 > 0 ? $0 : nil } }
+        if let n = number("OMPI_COMM_WORLD_LOCAL_SIZE") ?? number("MPI_LOCALNRANKS") { return n }
+        let node = environment["SLURM_NODEID"].flatMap { Int($0) } ?? 0
+        for key in ["SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"] {
+            if let list = environment[key], let n = slurmTasks(list, node: node) { return n }
+        }
+        return number("SLURM_NTASKS_PER_NODE")
+    }
+
+    /// This process's index among the ranks of its node (`OMPI_COMM_WORLD_LOCAL_RANK`, `MPI_LOCALRANKID`,
+    /// `SLURM_LOCALID`); nil when the launcher sets none.
+    public static func localRank(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
+        ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"].lazy.compactMap { environment[$0].flatMap { Int($0) } }.first
+    }
+
+    /// Entry `node` of a Slurm task list such as "2(x3),1"; nil when malformed or too short.
+    static func slurmTasks(_ list: String, node: Int) -> Int? {
+        var index = 0
+        for item in list.split(separator: ",") {
+            let parts = item.split(separator: "(")
+            guard let tasks = parts.first.flatMap({ Int($0) }) else { return nil }
+            var repeats = 1
+            if parts.count == 2 {
+                guard parts[1].hasPrefix("x"), parts[1].hasSuffix(")"), let r = Int(parts[1].dropFirst().dropLast()) else { return nil }
+                repeats = r
+            }
+            if node < index + repeats { return tasks > 0 ? tasks : nil }
+            index += repeats
+        }
+        return nil
     }
 
     /// Applies `resolve(explicit:configured:processesOnNode:)` to the kernels.

@@ -23,6 +23,8 @@ public final class DataParallel {
     public let bucketCapBytes: Int
     /// Shard the optimizer state (`dist.zero1`).
     public let zero1: Bool
+    /// Start bucket all-reduces during backward (`dist.overlap`).
+    public let overlap: Bool
     /// Built by `prepare`.
     public private(set) var reducer: GradientReducer?
     /// Built by `prepare` when `zero1`.
@@ -30,15 +32,18 @@ public final class DataParallel {
     /// Names of the parameters used more than once per forward (found by a dry forward in `prepare`).
     public private(set) var sharedParameterNames: [String] = []
 
-    public init(_ communicator: any Communicator = LocalCommunicator(), bucketCapBytes: Int = 25 << 20, zero1: Bool = false) {
+    public init(_ communicator: any Communicator = LocalCommunicator(), bucketCapBytes: Int = GradientReducer.defaultBucketCapBytes,
+                zero1: Bool = false, overlap: Bool = true) {
         self.communicator = communicator
         self.bucketCapBytes = bucketCapBytes
         self.zero1 = zero1
+        self.overlap = overlap
     }
 
-    /// What `settings` ask for (`dist.bucket_cap_mb`, `dist.zero1`) over `communicator`.
+    /// What `settings` ask for (`dist.bucket_cap_mb`, `dist.zero1`, `dist.overlap`) over `communicator`.
     public convenience init(_ communicator: any Communicator, settings: RunSettings.Dist) {
-        self.init(communicator, bucketCapBytes: max(4, Int(settings.bucketCapMB * 1_048_576)), zero1: settings.zero1)
+        self.init(communicator, bucketCapBytes: max(4, Int(settings.bucketCapMB * 1_048_576)), zero1: settings.zero1,
+                  overlap: settings.overlap)
     }
 
 
@@ -47,7 +52,7 @@ public final class DataParallel {
         guard reducer == nil else { return }
         let named = parameters.enumerated().map { ($0.element.name.isEmpty ? "param.\($0.offset)" : $0.element.name, $0.element) }
         try ReplicaSynchronization.broadcastInitialState(named, communicator: communicator)
-        reducer = GradientReducer(parameters: named, communicator: communicator, bucketCapBytes: bucketCapBytes)
+        reducer = GradientReducer(parameters: named, communicator: communicator, bucketCapBytes: bucketCapBytes, overlap: overlap)
     }
 
     /// Broadcasts rank 0's parameters and buffers (each unique tensor once) and compares checksums
@@ -63,7 +68,7 @@ public final class DataParallel {
             _ = try trainer.task.inspect(BatchSlice(globalBatch: [0], positions: 0..<1, epoch: 0, step: 0))
         }
         let reducer = GradientReducer(parameters: trainable, communicator: communicator, bucketCapBytes: bucketCapBytes,
-                                      sharedParameters: shared)
+                                      sharedParameters: shared, overlap: overlap)
         self.reducer = reducer
         sharedParameterNames = reducer.names.enumerated().filter { reducer.isShared[$0.offset] }.map(\.element)
         if zero1 {

@@ -11,8 +11,8 @@ import LorsTensor
 /// `lors-bench`: speed and memory numbers (never pass/fail): `sgemm`, `step`.
 struct LorsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lors-bench", abstract: "Benchmarks of the lors engine; every verb prints numbers (--json for machines): sgemm, step, checkpoint, data.",
-        subcommands: [SgemmBench.self, StepBench.self, CheckpointBench.self, DataBench.self])
+        commandName: "lors-bench", abstract: "Benchmarks of the lors engine; every verb prints numbers (--json for machines): sgemm, step, checkpoint, data, scaling.",
+        subcommands: [SgemmBench.self, StepBench.self, CheckpointBench.self, DataBench.self, ScalingBench.self])
 }
 
 /// Median of a sample.

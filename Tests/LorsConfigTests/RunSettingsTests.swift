@@ -126,8 +126,9 @@ final class RunSettingsTests: XCTestCase {
         XCTAssertTrue(s.log.tensorboard && s.log.console)
         XCTAssertEqual(s.checkpoint.intervalSteps, 0)
         XCTAssertEqual(s.checkpoint.keepLast, 3)
-        XCTAssertEqual(s.dist.bucketCapMB, 25)
+        XCTAssertEqual(s.dist.bucketCapMB, 1)
         XCTAssertFalse(s.dist.zero1)
+        XCTAssertTrue(s.dist.overlap)
     }
 
     func testDetectionDataKeys() throws {

@@ -18,7 +18,8 @@ final class ValidationTests: ConfigTestCase {
         XCTAssertEqual(config.doubleList("optimizer.betas"), [0.9, 0.999])
         XCTAssertEqual(config.string("data.root"), "/usr/share/datasets/fashion-mnist")
         XCTAssertNil(config.optionalString("lr_schedule.preset"))
-        XCTAssertEqual(config.double("dist.bucket_cap_mb"), 25)
+        XCTAssertEqual(config.double("dist.bucket_cap_mb"), 1)
+        XCTAssertEqual(config.bool("dist.overlap"), true)
         XCTAssertTrue(config.explicitKeys.isEmpty)
         XCTAssertEqual(Set(config.values.keys), Set(ConfigSchema.lors.fieldPaths))
     }

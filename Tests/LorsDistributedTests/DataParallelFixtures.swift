@@ -88,6 +88,8 @@ struct RunOptions {
     var markShared = true
     var policy: GradientReducer.LaunchPolicy = .whenFinal
     var weightDecay = 0.01
+    var overlap = true
+    var backgroundProgress = true
 }
 
 /// One data-parallel training run, SPMD: the same code on every rank of `communicator`.
@@ -114,7 +116,8 @@ func dataParallelRun(_ communicator: Communicator, model: Module, initialize: (U
     let trainable = named.filter { $0.1.requiresGrad }
     let shared = options.markShared ? GradientReducer.parametersUsedMoreThanOnce(trainable.map(\.1), forward: dryForward) : []
     let reducer = GradientReducer(parameters: trainable, communicator: communicator, bucketCapBytes: options.bucketCapBytes,
-                                  sharedParameters: shared)
+                                  sharedParameters: shared, overlap: options.overlap,
+                                  backgroundProgress: options.backgroundProgress)
     reducer.launchPolicy = options.policy
     let groups = [ParameterGroup(parameters: reducer.parameters)]
     let make: ([ParameterGroup]) -> Optimizer = { groups in

@@ -96,6 +96,29 @@ final class MPIDataParallelTests: XCTestCase {
         try check(options, model: .lorsViT)
     }
 
+    /// The bits do not depend on the bucket size, on overlap, or on the progress thread that starts and polls the
+    /// all-reduces during backward: the MPI library sums each element over the ranks in the same order whatever the
+    /// message length (docs/numerics.md). One bucket for everything, 256-byte buckets, overlap off, hooks-only polling.
+    func testBucketSizeOverlapAndProgressThreadDoNotChangeBits() throws {
+        XCTAssertTrue(communicator.size == 1 || communicator.allowsBackgroundProgress,
+                      "MPI was initialised below MPI_THREAD_SERIALIZED: \(String(describing: MPIEnvironment.providedThreadLevel))")
+        var base = RunOptions()
+        base.clip = 0.5
+        base.bucketCapBytes = 4096
+        let reference = try modelTrainRun(communicator, .lorsViT, base)
+        for (cap, overlap, background) in [(64 << 20, true, true), (256, true, true), (4096, false, true), (4096, true, false)] {
+            var options = base
+            options.bucketCapBytes = cap
+            options.overlap = overlap
+            options.backgroundProgress = background
+            let run = try modelTrainRun(communicator, .lorsViT, options)
+            let label = "rank \(communicator.rank): bucket cap \(cap) B, overlap \(overlap), progress thread \(background)"
+            XCTAssertTrue(bitwiseEqual(reference.firstGradients, run.firstGradients), "\(label): reduced gradients differ")
+            XCTAssertTrue(bitwiseEqual(reference.parameters, run.parameters), "\(label): parameters after the steps differ")
+        }
+        try communicator.barrier()
+    }
+
     func testLORSAdaMixerDecoderEqualsSimulationAndSingleRank() throws {
         var options = RunOptions()
         options.clip = 0.5

@@ -118,4 +118,21 @@ final class ThreadCountTests: XCTestCase {
         XCTAssertEqual(Threading.resolve(processesOnNode: 32, environment: [:], cores: 16), 1)
         XCTAssertEqual(Threading.resolve(environment: ["LORS_NUM_THREADS": "0", "MPI_LOCALNRANKS": "2"], cores: 16), 8)
     }
+
+    /// Automatic threads divide the cores by the ranks on THIS node (the launcher's local count), never by the world
+    /// size: 2 nodes x 2 ranks on 16-core nodes give 8 threads per rank, not 4.
+    func testAutomaticThreadsFollowTheNodeLayoutNotTheWorldSize() {
+        let openMPI = ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1"]
+        XCTAssertEqual(Threading.resolve(environment: openMPI, cores: 16), 8)
+        XCTAssertEqual(Threading.localRank(environment: openMPI), 1)
+        // srun with 3 tasks on the first node and 1 on the second: each node's own count.
+        let slurm = ["SLURM_NTASKS": "4", "SLURM_STEP_TASKS_PER_NODE": "3,1", "SLURM_TASKS_PER_NODE": "2(x2)"]
+        XCTAssertEqual(Threading.resolve(environment: slurm.merging(["SLURM_NODEID": "0"]) { $1 }, cores: 12), 4)
+        XCTAssertEqual(Threading.resolve(environment: slurm.merging(["SLURM_NODEID": "1"]) { $1 }, cores: 12), 12)
+        XCTAssertEqual(Threading.processesOnNode(environment: ["SLURM_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "2"]), 2)
+        XCTAssertEqual(Threading.processesOnNode(environment: ["SLURM_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "3"]), 1)
+        XCTAssertEqual(Threading.localRank(environment: ["SLURM_LOCALID": "3"]), 3)
+        XCTAssertNil(Threading.processesOnNode(environment: ["SLURM_NTASKS": "4", "OMPI_COMM_WORLD_SIZE": "4"]))
+        XCTAssertEqual(Threading.resolve(environment: ["OMPI_COMM_WORLD_SIZE": "4"], cores: 16), 16, "the world size is not the node's count")
+    }
 }
