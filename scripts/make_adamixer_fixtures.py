@@ -23,6 +23,7 @@ import os
 
 import torch
 import torch.nn.functional as F
+from fixture_io import pack_tensors
 
 torch.manual_seed(0)
 DT = torch.float64
@@ -245,13 +246,7 @@ def main():
             store[model + "/grad_input/features.%d" % i] = f.grad
     here = os.path.dirname(os.path.abspath(__file__))
     target = os.path.join(here, "..", "Tests", "LorsNNTests", "Fixtures")
-    index, chunks, offset = {}, [], 0
-    for name, t in store.items():
-        flat = t.detach().to(torch.float32).contiguous().flatten()
-        index[name] = {"offset": offset, "shape": list(t.shape)}
-        chunks.append(flat)
-        offset += flat.numel()
-    data = torch.cat(chunks).numpy().astype("<f4").tobytes()
+    index, data = pack_tensors(store)
     with open(os.path.join(target, "adamixer_reference.bin"), "wb") as fh:
         fh.write(data)
     with open(os.path.join(target, "adamixer_reference.json"), "w") as fh:

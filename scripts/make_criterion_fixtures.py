@@ -46,6 +46,7 @@ from scipy.optimize import linear_sum_assignment
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from make_detection_loss_fixtures import giou_loss, sigmoid_focal_loss  # noqa: E402
+from fixture_io import pack_tensors  # noqa: E402
 
 DT = torch.float64
 STAGES, QUERIES, CLASSES = 6, 6, 4
@@ -200,13 +201,7 @@ def main():
         store["stage%d/boxes" % s] = boxes[s]
         store["stage%d/grad_logits" % s] = logits[s].grad
         store["stage%d/grad_boxes" % s] = boxes[s].grad
-    index, chunks, offset = {}, [], 0
-    for name, t in store.items():
-        flat = t.detach().to(torch.float32).contiguous().flatten()
-        index[name] = {"offset": offset, "shape": list(t.shape)}
-        chunks.append(flat)
-        offset += flat.numel()
-    data = torch.cat(chunks).numpy().astype("<f4").tobytes()
+    index, data = pack_tensors(store)
     meta = {"generator": "scripts/make_criterion_fixtures.py", "torch": torch.__version__,
             "stages": STAGES, "images": len(VALID), "queries": QUERIES, "classes": CLASSES,
             "valid": [list(v) for v in VALID], "normaliser": NORMALISER,

@@ -40,6 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import make_adamixer_fixtures as dec  # noqa: E402
 import make_resnet_fixtures as res  # noqa: E402
+from fixture_io import pack_tensors  # noqa: E402
 
 DT = torch.float64
 BATCH, QUERIES, C, HEADS, FFN, CLASSES, P_OUT, STAGES = 2, 5, 16, 2, 32, 3, 4, 6
@@ -136,13 +137,7 @@ def main():
                 store["%s/stage%d/logits" % (model, s)] = logits
                 store["%s/stage%d/boxes" % (model, s)] = boxes
 
-    index, chunks, offset = {}, [], 0
-    for name, t in store.items():
-        flat = t.detach().to(torch.float32).contiguous().flatten()
-        index[name] = {"offset": offset, "shape": list(t.shape)}
-        chunks.append(flat)
-        offset += flat.numel()
-    data = torch.cat(chunks).numpy().astype("<f4").tobytes()
+    index, data = pack_tensors(store)
     target = os.path.join(HERE, "..", "Tests", "LorsNNTests", "Fixtures")
     with open(os.path.join(target, "detector_reference.bin"), "wb") as fh:
         fh.write(data)
