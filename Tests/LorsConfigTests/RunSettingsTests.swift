@@ -288,11 +288,11 @@ final class RunSettingsTests: XCTestCase {
             XCTAssertEqual(s.model.adamixer.backbone, .init(depth: 18, width: 32, norm: .groupNorm, normGroups: 8, frozenStages: -1,
                                                              pretrained: ""))
             XCTAssertEqual([s.model.adamixer.contentDim, s.model.adamixer.feedforwardChannels, s.model.adamixer.numHeads,
-                            s.model.adamixer.outPoints, s.model.adamixer.numQueries, s.model.adamixer.numStages], [64, 256, 8, 16, 30, 6])
+                            s.model.adamixer.outPoints, s.model.adamixer.numQueries, s.model.adamixer.numStages], [64, 256, 8, 64, 30, 6])
         }
-        XCTAssertEqual([vanilla.model.adamixer.samplingGroups, vanilla.model.adamixer.inPoints], [4, 8])
+        XCTAssertEqual([vanilla.model.adamixer.samplingGroups, vanilla.model.adamixer.inPoints], [4, 16])
         XCTAssertFalse(vanilla.model.adamixer.lors.enabled)
-        XCTAssertEqual([lors.model.adamixer.samplingGroups, lors.model.adamixer.inPoints], [2, 16])
+        XCTAssertEqual([lors.model.adamixer.samplingGroups, lors.model.adamixer.inPoints], [2, 32])
         XCTAssertTrue(lors.model.adamixer.lors.enabled)
         XCTAssertEqual(lors.model.adamixer.lors.lorsaRank, 4)
         XCTAssertEqual(lors.model.adamixer.lors.lorsaGroups, [1, 1, 2, 2, 3, 3])

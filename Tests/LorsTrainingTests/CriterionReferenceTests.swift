@@ -22,6 +22,8 @@ import LorsTraining
 /// optimal assignments are unique by a margin ≥ 0.1 in cost (checked by the script), far above the float32 rounding of
 /// the decoded boxes, so `HungarianMatchingCost.adaMixer.assign` must give scipy's assignment exactly.
 final class CriterionReferenceTests: XCTestCase {
+    override func tearDown() { Tape.shared.reset() }  // no recorded forward may outlive a test (simulated ranks refuse collectives then)
+
     private struct Fixture {
         let meta: [String: Any]
         let index: [String: (offset: Int, shape: [Int])]
@@ -102,7 +104,7 @@ final class CriterionReferenceTests: XCTestCase {
         let expected = try c.matches()
         for s in 0..<c.stages {
             let logits = c.logits[s].toArray()
-            let corners = BoxGeometry.corners(c.boxes[s]).toArray()
+            let corners = withoutGradients { BoxGeometry.corners(c.boxes[s]) }.toArray()
             for j in 0..<c.images {
                 let assignment = try HungarianMatchingCost.adaMixer.assign(
                     logits: Array(logits[(j * c.queries * c.classes)..<((j + 1) * c.queries * c.classes)]),
