@@ -58,7 +58,9 @@ public struct DetectionDataSetup {
     /// Training: the configured pipeline. Validation: the test pipeline.
     public let train: DetectionBatchAssembler
     public let val: DetectionBatchAssembler
-    /// The training sampler (orientation groups of the first `trainCount` images).
+    /// The orientation group of each of the first `trainCount` training images (what global batches are grouped by).
+    public let trainGroups: [Int]
+    /// The training sampler (over `trainGroups`).
     public let sampler: DistributedSampler
     /// Images used of each index (`data.max_train_samples`, `data.max_test_samples`).
     public let trainCount: Int
@@ -112,10 +114,9 @@ public struct DetectionDataSetup {
                                         skipBadImages: data.skipBadImages)
         val = DetectionBatchAssembler(index: valIndex, imageDirectory: data.path(data.valImages), pipeline: Self.testPipeline(data), seed: s.seed,
                                       normalization: normalization, skipBadImages: data.skipBadImages)
-        sampler = DistributedSampler(
-            groups: DistributedSampler.orientationGroups(widths: Array(trainIndex.widths.prefix(trainCount)),
-                                                         heights: Array(trainIndex.heights.prefix(trainCount))),
-            globalBatchSize: s.train.batchSize, seed: s.seed)
+        trainGroups = DistributedSampler.orientationGroups(widths: Array(trainIndex.widths.prefix(trainCount)),
+                                                           heights: Array(trainIndex.heights.prefix(trainCount)))
+        sampler = DistributedSampler(groups: trainGroups, globalBatchSize: s.train.batchSize, seed: s.seed)
         valBatchSize = s.eval.testBatchSize
         numWorkers = data.numWorkers
         trainAnnotationsPath = data.path(data.trainAnnotations)

@@ -52,10 +52,7 @@ public final class DetectionTask: TrainingTask {
 
     public var model: Module { detector }
     public var trainingSampleCount: Int { data.trainCount }
-    public var trainingGroups: [Int]? {
-        DistributedSampler.orientationGroups(widths: Array(data.trainIndex.widths.prefix(data.trainCount)),
-                                             heights: Array(data.trainIndex.heights.prefix(data.trainCount)))
-    }
+    public var trainingGroups: [Int]? { data.trainGroups }
     public var dataDescription: String {
         "\(data.trainDescription) \(data.trainCount) images, \(data.valDescription) \(data.valCount) images"
     }
@@ -66,16 +63,18 @@ public final class DetectionTask: TrainingTask {
     /// Assembles this rank's micro-batches of the step (kept for `loss`) and returns their matched-query count.
     public func stepStatistics(_ slices: [BatchSlice]) throws -> [Double] {
         assembled.removeAll()
-        var matched = 0
-        for slice in slices {
-            let batch = try batch(slice)
-            matched += batch.boxes.reduce(0) { $0 + AdaMixerCriterion.matchedQueries(boxes: $1.count / 4, queries: queries) }
-        }
-        return [Double(matched)]
+        return [Double(try slices.reduce(0) { $0 + matchedQueries(try batch($1)) })]
     }
 
+    /// The queries matched in `batch` at every stage: Σ min(Q, G) over its images.
+    private func matchedQueries(_ batch: DetectionBatch) -> Int {
+        batch.boxes.reduce(0) { $0 + AdaMixerCriterion.matchedQueries(boxes: $1.count / 4, queries: queries) }
+    }
+
+    private func key(_ slice: BatchSlice) -> Key { Key(step: slice.step, epoch: slice.epoch, positions: slice.positions) }
+
     private func batch(_ slice: BatchSlice) throws -> DetectionBatch {
-        let key = Key(step: slice.step, epoch: slice.epoch, positions: slice.positions)
+        let key = key(slice)
         if let batch = assembled[key] { return batch }
         let batch = try data.train.assemble(slice.globalBatch, positions: slice.positions, epoch: slice.epoch, workers: data.numWorkers)
         assembled[key] = batch
@@ -86,9 +85,8 @@ public final class DetectionTask: TrainingTask {
     /// (without statistics, this micro-batch's own count).
     public func loss(_ slice: BatchSlice, statistics: [Double], context: ForwardContext) throws -> Tensor {
         let batch = try batch(slice)
-        assembled[Key(step: slice.step, epoch: slice.epoch, positions: slice.positions)] = nil
-        let matched = statistics.first
-            ?? Double(batch.boxes.reduce(0) { $0 + AdaMixerCriterion.matchedQueries(boxes: $1.count / 4, queries: queries) })
+        assembled[key(slice)] = nil
+        let matched = statistics.first ?? Double(matchedQueries(batch))
         return try loss(batch, normaliser: Float(max(matched, 1))).total
     }
 
@@ -137,7 +135,7 @@ public final class DetectionTask: TrainingTask {
             let share = DistributedSampler.evaluationRange(datasetSize: batch.count, rank: context.communicator.rank,
                                                            worldSize: context.communicator.size)
             guard !share.isEmpty else { continue }
-            let assembled = try data.val.assemble(Array(batch), positions: share, epoch: 0)
+            let assembled = try data.val.assemble(Array(batch), positions: share, epoch: 0, workers: data.numWorkers)
             let (logits, boxes) = withoutGradients { () -> ([Float], [Float]) in
                 let last = detector(assembled.images, imageSizes: assembled.validSizes).last!
                 return (last.classLogits.toArray(), BoxGeometry.corners(last.boxes).toArray())
